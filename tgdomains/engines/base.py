@@ -1,0 +1,141 @@
+"""The Engine contract: one chat completion in, text and token usage out."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+Message = dict[str, str]  # {"role": "system" | "user" | "assistant", "content": "..."}
+
+
+@dataclass(frozen=True)
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+@dataclass(frozen=True)
+class Completion:
+    text: str
+    usage: Usage = field(default_factory=Usage)
+    cached: bool = False
+
+
+@dataclass(frozen=True)
+class Request:
+    """Everything that determines a reply; its `key` is what caches and cassettes are indexed by."""
+
+    model: str
+    messages: tuple[tuple[str, str], ...]
+    temperature: float = 0.0
+    max_tokens: int | None = None
+    seed: int | None = None
+    stop: tuple[str, ...] | None = None
+
+    @classmethod
+    def build(cls, model: str, messages: list[Message], temperature: float = 0.0, max_tokens: int | None = None,
+              seed: int | None = None, stop: list[str] | tuple[str, ...] | None = None) -> Request:
+        return cls(model, tuple((m["role"], m["content"]) for m in messages), float(temperature), max_tokens, seed,
+                   tuple(stop) if stop else None)
+
+    def chat(self) -> list[Message]:
+        return [{"role": r, "content": c} for r, c in self.messages]
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["messages"] = self.chat()
+        return d
+
+    @property
+    def key(self) -> str:
+        blob = json.dumps(self.to_dict(), sort_keys=True, ensure_ascii=False)
+        return hashlib.sha256(blob.encode()).hexdigest()
+
+
+@runtime_checkable
+class Engine(Protocol):
+    model: str
+
+    def generate(self, messages: list[Message], *, temperature: float = 0.0, max_tokens: int | None = None,
+                 seed: int | None = None, stop: list[str] | None = None) -> Completion: ...
+
+    async def agenerate(self, messages: list[Message], *, temperature: float = 0.0, max_tokens: int | None = None,
+                        seed: int | None = None, stop: list[str] | None = None) -> Completion: ...
+
+
+@dataclass
+class UsageMeter:
+    """Counts calls, cache hits, tokens and cost of one engine (thread-safe: batches call concurrently)."""
+
+    calls: int = 0
+    cache_hits: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float = 0.0
+    failures: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def add(self, usage: Usage, cost: float = 0.0, cached: bool = False) -> None:
+        with self._lock:
+            if cached:
+                self.cache_hits += 1
+            else:
+                self.calls += 1
+                self.prompt_tokens += usage.prompt_tokens
+                self.completion_tokens += usage.completion_tokens
+                self.cost_usd += cost
+
+    def failed(self) -> None:
+        with self._lock:
+            self.failures += 1
+
+    def snapshot(self) -> dict[str, float]:
+        with self._lock:
+            return {"llm_calls": self.calls, "cache_hits": self.cache_hits, "prompt_tokens": self.prompt_tokens,
+                    "completion_tokens": self.completion_tokens, "cost_usd": round(self.cost_usd, 6),
+                    "llm_failures": self.failures}
+
+
+class BaseEngine:
+    """Shared plumbing: a usage meter, the async twin, and `generate` built on one `_complete(Request)` method."""
+
+    model: str = "unknown"
+
+    def __init__(self) -> None:
+        self.usage = UsageMeter()
+
+    def _complete(self, request: Request) -> Completion:
+        raise NotImplementedError
+
+    def cost(self, usage: Usage) -> float:
+        return 0.0
+
+    def generate(self, messages: list[Message], *, temperature: float = 0.0, max_tokens: int | None = None,
+                 seed: int | None = None, stop: list[str] | None = None) -> Completion:
+        request = Request.build(self.model, messages, temperature, max_tokens, seed, stop)
+        completion = self._complete(request)
+        self.usage.add(completion.usage, 0.0 if completion.cached else self.cost(completion.usage), completion.cached)
+        return completion
+
+    async def agenerate(self, messages: list[Message], *, temperature: float = 0.0, max_tokens: int | None = None,
+                        seed: int | None = None, stop: list[str] | None = None) -> Completion:
+        # Engines block on I/O or a local model; a thread keeps the event loop free without a second code path.
+        import asyncio  # imported here: it costs ~50 ms and only async callers need it
+
+        return await asyncio.to_thread(self.generate, messages, temperature=temperature, max_tokens=max_tokens,
+                                       seed=seed, stop=stop)
+
+    def describe(self) -> str:
+        return f"{type(self).__name__}(model={self.model!r})"
+
+
+def estimate_tokens(text: str) -> int:
+    """Rough token count (4 characters a token) for engines whose backend reports none."""
+    return max(1, (len(text) + 3) // 4) if text else 0

@@ -1,0 +1,44 @@
+"""RunEngine: the engine one run talks to — its own usage meter, and budgets checked before every call."""
+
+from __future__ import annotations
+
+from tgdomains.engines.base import BaseEngine, Completion, Engine, Request, Usage
+
+
+class BudgetExceeded(RuntimeError):
+    """The run's token or cost budget is spent; no further call is made."""
+
+
+class RunEngine(BaseEngine):
+    """Wraps a (possibly shared) engine so a run counts only its own calls and stops at its budget.
+
+    The check happens before each call, so a budget is overshot by at most the one call that crossed it.
+    """
+
+    def __init__(self, engine: Engine, token_budget: int | None = None, cost_budget: float | None = None) -> None:
+        super().__init__()
+        self.engine = engine
+        self.model = engine.model
+        self.token_budget = token_budget
+        self.cost_budget = cost_budget
+
+    def exhausted(self) -> str | None:
+        u = self.usage
+        if self.token_budget is not None and u.prompt_tokens + u.completion_tokens >= self.token_budget:
+            return f"token budget spent ({u.prompt_tokens + u.completion_tokens} >= {self.token_budget})"
+        if self.cost_budget is not None and u.cost_usd >= self.cost_budget:
+            return f"cost budget spent (${u.cost_usd:.4f} >= ${self.cost_budget})"
+        return None
+
+    def _complete(self, request: Request) -> Completion:
+        reason = self.exhausted()
+        if reason:
+            raise BudgetExceeded(reason)
+        return self.engine.generate(request.chat(), temperature=request.temperature, max_tokens=request.max_tokens,
+                                    seed=request.seed, stop=list(request.stop) if request.stop else None)
+
+    def cost(self, usage: Usage) -> float:
+        return getattr(self.engine, "cost", lambda u: 0.0)(usage)
+
+    def describe(self) -> str:
+        return getattr(self.engine, "describe", lambda: repr(self.engine))()

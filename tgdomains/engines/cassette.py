@@ -1,0 +1,88 @@
+"""Record/replay: a run recorded against a real model replays byte-for-byte offline.
+
+A cassette is a JSONL file, one line per request: its key, the request, the reply text and usage. Replay serves
+replies by key; a request asked several times gets its recorded replies in order.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections import defaultdict, deque
+from pathlib import Path
+
+from tgdomains.engines.base import BaseEngine, Completion, Engine, Request, Usage
+
+
+class RecordingEngine(BaseEngine):
+    """Forwards to `engine` and appends every exchange to `path`."""
+
+    def __init__(self, engine: Engine, path: str | Path) -> None:
+        super().__init__()
+        self.engine = engine
+        self.model = engine.model
+        self.path = Path(path)
+        self._lock = threading.Lock()
+
+    def _complete(self, request: Request) -> Completion:
+        c = self.engine.generate(request.chat(), temperature=request.temperature, max_tokens=request.max_tokens,
+                                 seed=request.seed, stop=list(request.stop) if request.stop else None)
+        line = json.dumps({"key": request.key, "request": request.to_dict(), "text": c.text,
+                           "usage": [c.usage.prompt_tokens, c.usage.completion_tokens]}, ensure_ascii=False)
+        with self._lock:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with open(self.path, "a", encoding="utf-8") as f:
+                f.write(line + "\n")
+                f.flush()
+                os.fsync(f.fileno())
+        return c
+
+    def cost(self, usage: Usage) -> float:
+        return getattr(self.engine, "cost", lambda u: 0.0)(usage)
+
+
+class CassetteMiss(KeyError):
+    """The replayed run asked something the recording never asked: the code or the prompts changed."""
+
+
+class ReplayEngine(BaseEngine):
+    """Serves recorded replies; never contacts a model."""
+
+    def __init__(self, path: str | Path, model: str | None = None) -> None:
+        super().__init__()
+        self.path = Path(path)
+        self.model = model or ""
+        self._replies: dict[str, deque] | None = None
+        self._lock = threading.Lock()
+
+    def _load(self) -> dict[str, deque]:
+        if self._replies is None:
+            if not self.path.exists():
+                raise FileNotFoundError(f"cassette {self.path} does not exist (record one with --record PATH)")
+            replies: dict[str, deque] = defaultdict(deque)
+            for line in self.path.read_text(encoding="utf-8").splitlines():
+                if not line.strip():
+                    continue
+                try:
+                    entry = json.loads(line)
+                except json.JSONDecodeError:
+                    continue  # a line cut by a kill during recording: the exchange is simply not there
+                replies[entry["key"]].append(entry)
+                if not self.model:
+                    self.model = entry["request"]["model"]
+            self._replies = replies
+        return self._replies
+
+    def _complete(self, request: Request) -> Completion:
+        with self._lock:
+            queue = self._load().get(request.key)
+            if not queue:
+                raise CassetteMiss(f"cassette {self.path} has no (more) replies for this request; last message:\n"
+                                   f"{request.messages[-1][1][:300]}")
+            entry = queue[0] if len(queue) == 1 else queue.popleft()  # the last reply repeats for repeated asks
+        return Completion(entry["text"], Usage(*entry["usage"]))
+
+    def generate(self, messages, *, temperature=0.0, max_tokens=None, seed=None, stop=None):
+        self._load()  # the model name comes from the cassette and is part of the key
+        return super().generate(messages, temperature=temperature, max_tokens=max_tokens, seed=seed, stop=stop)

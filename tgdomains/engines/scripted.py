@@ -1,0 +1,40 @@
+"""ScriptedEngine: a stand-in LLM for tests that replies from a script and records every request."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+from tgdomains.engines.base import BaseEngine, Completion, Message, Request, Usage, estimate_tokens
+
+
+class ScriptExhausted(RuntimeError):
+    """The test's script ran out of replies: the code under test made more LLM calls than expected."""
+
+
+class ScriptedEngine(BaseEngine):
+    """Replies in order from `responses`, or by calling `responses(messages)`; `requests` keeps every request."""
+
+    def __init__(self, responses: list[str] | Callable[[list[Message]], str], model: str = "scripted") -> None:
+        super().__init__()
+        self.responses = responses
+        self.model = model
+        self.requests: list[dict] = []
+        self._next = 0
+        self._lock = threading.Lock()
+
+    def _complete(self, request: Request) -> Completion:
+        messages = request.chat()
+        with self._lock:
+            self.requests.append(request.to_dict())
+            if callable(self.responses):
+                text = self.responses(messages)
+            else:
+                if self._next >= len(self.responses):
+                    raise ScriptExhausted(f"scripted engine has no reply #{self._next + 1} "
+                                          f"(script holds {len(self.responses)}); last request:\n"
+                                          f"{messages[-1]['content'][:500]}")
+                text = self.responses[self._next]
+                self._next += 1
+        prompt_tokens = sum(estimate_tokens(m["content"]) for m in messages)
+        return Completion(text, Usage(prompt_tokens, estimate_tokens(text)))

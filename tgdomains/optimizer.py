@@ -1,0 +1,170 @@
+"""TGD: Textual Gradient Descent. Asks an LLM for a better value from the feedback a variable received.
+
+What the reference gets wrong and this gets right: momentum really shows the last k values with their scores and
+feedback; a malformed reply gets one repair request and, failing that, the variable keeps its last good value —
+`step()` never raises.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from tgdomains import prompts
+from tgdomains.domain import ParseError
+from tgdomains.variable import Variable
+
+if TYPE_CHECKING:
+    from tgdomains.engines.base import Engine
+
+_TAGGED = re.compile(rf"<{prompts.TAG}>(.*?)</{prompts.TAG}>", re.S | re.I)
+_FEEDBACK_IN_MEMORY = 600  # characters of past feedback kept per attempt: enough to recall it, cheap in tokens
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One past value with what it scored and the feedback it got: momentum's memory."""
+
+    value: str
+    score: float | None
+    feedback: str
+
+
+@dataclass
+class StepReport:
+    """What happened to one variable in one step."""
+
+    status: str = "unchanged"  # "updated", "repaired" (needed the repair request), "failed" (kept the old value)
+    problem: str = ""  # why a reply was unusable
+    feedback: str = ""  # the feedback the step used (in one-call mode: the LLM's own critique)
+    replies: list[str] = field(default_factory=list)
+
+
+def extract_tagged(reply: str) -> str:
+    """The value inside the last <IMPROVED_VARIABLE> block; ParseError naming what is wrong otherwise."""
+    found = _TAGGED.findall(reply or "")
+    if not found:
+        if re.search(rf"<{prompts.TAG}>", reply or "", re.I):
+            raise ParseError(f"the <{prompts.TAG}> block is not closed (the reply may have been cut off)")
+        raise ParseError(f"no <{prompts.TAG}>...</{prompts.TAG}> block in the reply")
+    value = found[-1].strip("\n")
+    if not value.strip():
+        raise ParseError(f"the <{prompts.TAG}> block is empty")
+    return value
+
+
+def _critique(reply: str) -> str:
+    """In one-call mode the text before the tags is the feedback."""
+    return re.split(rf"<{prompts.TAG}>", reply or "", maxsplit=1, flags=re.I)[0].strip()
+
+
+class TGD:
+    """Textual Gradient Descent over `params`.
+
+    constraints: plain-language rules every new value must keep ("keep the signature").
+    examples:    in-context examples shown to the optimizer.
+    momentum:    how many past attempts (value, score, feedback) the prompt shows.
+    validate:    maps a raw extracted value to the canonical one, or raises ParseError (a domain's `parse`).
+    one_call:    feedback and new value in one LLM call from the evaluation text (no backward needed).
+    """
+
+    def __init__(self, params: Iterable[Variable], engine: Engine, *, constraints: list[str] | None = None,
+                 examples: list[str] | None = None, momentum: int = 0, context: str = "",
+                 validate: Callable[[str], str] | None = None, one_call: bool = False, temperature: float = 0.0,
+                 max_tokens: int | None = None, seed: int | None = None) -> None:
+        self.params = list(params)
+        self.engine = engine
+        self.constraints = list(constraints or [])
+        self.examples = list(examples or [])
+        self.momentum = momentum
+        self.context = context
+        self.validate = validate
+        self.one_call = one_call
+        self.temperature = temperature
+        self.max_tokens = max_tokens
+        self.seed = seed
+        self.memory: dict[int, deque[Attempt]] = {}
+        self.reports: dict[int, StepReport] = {}
+
+    def zero_grad(self) -> None:
+        for p in self.params:
+            p.gradients = []
+
+    def remember(self, param: Variable, attempt: Attempt) -> None:
+        """Add a past attempt (the runner also uses this to rebuild momentum on resume)."""
+        self.memory.setdefault(id(param), deque(maxlen=max(self.momentum, 0))).append(attempt)
+
+    def report(self, param: Variable) -> StepReport:
+        return self.reports.get(id(param), StepReport())
+
+    def step(self, score: float | None = None, evaluation_text: str | None = None) -> None:
+        """Update every param that requires grad. `score`: what the current values earned (for momentum);
+        `evaluation_text`: the loss text, used directly in one-call mode."""
+        for p in self.params:
+            if p.requires_grad:
+                self.reports[id(p)] = self._step_one(p, score, evaluation_text)
+
+    # -- one variable ---------------------------------------------------------------------------------------
+
+    def _sections(self, p: Variable) -> dict[str, str]:
+        past = self.memory.get(id(p), ())
+        momentum = ""
+        if self.momentum > 0 and past:
+            momentum = "\nPast attempts, oldest first (do not repeat what failed):\n" + "\n".join(
+                f"<ATTEMPT score={'n/a' if a.score is None else f'{a.score:.4g}'}>\n{a.value}\n"
+                f"Feedback: {a.feedback[:_FEEDBACK_IN_MEMORY]}\n</ATTEMPT>" for a in past) + "\n"
+        examples = prompts.bullet_section("Examples of good values", self.examples)
+        constraints = prompts.bullet_section("Constraints the new value must satisfy", self.constraints)
+        return {"momentum": momentum, "examples": examples, "constraints": constraints,
+                "context": prompts.task_section(self.context), "role": p.role_description, "value": p.value}
+
+    def _step_one(self, p: Variable, score: float | None, evaluation_text: str | None) -> StepReport:
+        report = StepReport()
+        sections = self._sections(p)
+        if self.one_call:
+            messages = prompts.ONE_CALL_STEP.messages(evaluation=evaluation_text or p.feedback(), **sections)
+        else:
+            report.feedback = p.feedback() or "(no feedback)"
+            messages = prompts.TGD_STEP.messages(feedback=report.feedback, **sections)
+        old_value = p.value
+        new_value = None
+        try:
+            try:
+                new_value = self._ask(messages, report)
+                report.status = "updated"
+            except ParseError as first:
+                report.problem = str(first)
+                repair = prompts.REPAIR.messages(
+                    problem=str(first), reply=report.replies[-1][-4000:] if report.replies else "",
+                    constraints=sections["constraints"] and "\n" + sections["constraints"])
+                try:
+                    new_value = self._ask(repair, report)
+                    report.status = "repaired"
+                except ParseError as second:
+                    report.status, report.problem = "failed", f"{first}; after repair: {second}"
+        except Exception as exc:  # an engine that is down must not lose the run: keep the value, say why
+            report.status, report.problem = "failed", f"engine error: {type(exc).__name__}: {exc}"
+        if self.one_call and report.replies:
+            report.feedback = _critique(report.replies[0]) or "(no critique)"
+        self.remember(p, Attempt(old_value, score, report.feedback))
+        if new_value is not None:
+            p.value = new_value
+        return report
+
+    def _ask(self, messages: list[dict], report: StepReport) -> str:
+        """One LLM call and its parse; ParseError (never anything else) when the reply is unusable."""
+        reply = self.engine.generate(messages, temperature=self.temperature, max_tokens=self.max_tokens,
+                                     seed=self.seed).text
+        report.replies.append(reply if isinstance(reply, str) else str(reply))
+        value = extract_tagged(report.replies[-1])
+        if self.validate is not None:
+            try:
+                value = self.validate(value)
+            except ParseError:
+                raise
+            except Exception as exc:  # a validator bug is still an unusable reply, not a crash
+                raise ParseError(f"the value could not be checked: {type(exc).__name__}: {exc}") from exc
+        return value

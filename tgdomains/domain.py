@@ -61,6 +61,10 @@ class Domain(Protocol):
     def evaluate(self, value: str, instance: Any) -> Evaluation:
         """Run the real tool on `value`. Must not raise for bad candidates: return Evaluation.invalid."""
 
+    def candidate_from_args(self, args: dict[str, Any], instance: Any) -> str:
+        """The candidate `tgdomains evaluate` scores (``--candidate FILE.py``, ``--smiles``, ``--params FILE``);
+        optional: without it, the domain's initial value is scored."""
+
     def finalize(self, value: str, instance: Any) -> dict[str, Any]:
         """Extra verdicts on the final best value for the run record (e.g. hidden tests). May return {}."""
 

@@ -65,11 +65,14 @@ def default_run_dir(domain_name: str, instance_id: str) -> Path:
 def optimize(domain: Domain, instance: Any, *, engine: Engine, run_dir: str | Path | None = None,
              resume: bool = False, initial_value: str | None = None, constraints: list[str] | None = None,
              examples: list[str] | None = None, progress: bool | Callable[[str], None] = True,
-             evaluate: Callable[[str], Evaluation] | None = None, **config: Any) -> RunResult:
+             evaluate: Callable[[str], Evaluation] | None = None, meta: dict[str, Any] | None = None,
+             **config: Any) -> RunResult:
     """Optimize `instance` of `domain` with `engine`. `config` takes RunConfig's fields (iterations, momentum,
     one_call, accept_only_improvements, seed, token_budget, cost_budget, time_budget_s ...).
 
     `evaluate` replaces `domain.evaluate(value, instance)` (a batch passes a worker-process pool this way).
+    `meta` is stored in run.json as is (the CLI keeps the instance's arguments there, so `--resume` needs only
+    the run directory).
     """
     cfg = RunConfig(**config)
     say = _printer(progress)
@@ -101,7 +104,7 @@ def optimize(domain: Domain, instance: Any, *, engine: Engine, run_dir: str | Pa
             "engine": getattr(engine, "describe", lambda: repr(engine))(), "model": engine.model,
             "role_description": start_role, "constraints": all_constraints, "examples": all_examples,
             "versions": {"tgdomains": __version__, "python": platform.python_version(), "prompts": prompts.VERSIONS},
-            "started": datetime.now(timezone.utc).isoformat(),
+            "started": datetime.now(timezone.utc).isoformat(), "meta": meta or {},
         })
         steps.append(_evaluate_step(0, value, None, "", "initial", "", score_candidate, run_engine, {}))
         record.append_step(steps[0])

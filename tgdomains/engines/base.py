@@ -92,6 +92,13 @@ class UsageMeter:
                 self.completion_tokens += usage.completion_tokens
                 self.cost_usd += cost
 
+    def __getstate__(self) -> dict:  # engines travel to worker processes and Ray tasks; locks cannot
+        return {k: v for k, v in self.__dict__.items() if k != "_lock"}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
     def failed(self) -> None:
         with self._lock:
             self.failures += 1
@@ -113,6 +120,20 @@ class BaseEngine:
 
     def _complete(self, request: Request) -> Completion:
         raise NotImplementedError
+
+    # Engines are pickled into worker processes and Ray tasks: per-process resources (locks, thread-local
+    # database connections, HTTP clients, loaded models) are dropped and rebuilt lazily on the other side.
+    _per_process = ("_lock", "_local", "_client", "_llama")
+
+    def __getstate__(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if k not in self._per_process}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+        self._local = threading.local()
+        self._client = None
+        self._llama = None
 
     def cost(self, usage: Usage) -> float:
         return 0.0

@@ -1,0 +1,156 @@
+"""Optimize many instances at once: LLM calls overlap in threads, evaluators run in worker processes, or the
+whole batch runs on a Ray cluster.
+
+Why threads for runs: an optimization spends most of its time waiting on the LLM, so N runs in N threads finish in
+about the time of the slowest one. Evaluators are CPU-bound (docking, fluence optimization, sandboxed tests), so
+they go to a process pool sized to the cores, shared by every run of the batch.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from tgdomains.runner import RunResult, default_run_dir
+
+
+def optimize_many(domain, instances: list[Any], *, engine, out_dir: str | Path | None = None, workers: int = 8,
+                  eval_workers: int | None = None, ray_address: str | None = None, progress: bool = True,
+                  **run_kwargs: Any) -> dict[str, Any]:
+    """Optimize every instance; returns the batch summary (also written to OUT/batch.json)."""
+    out = Path(out_dir) if out_dir else default_run_dir(f"batch-{domain.name}", f"{len(instances)}")
+    out.mkdir(parents=True, exist_ok=True)
+    ids = [str(getattr(inst, "id", i)) for i, inst in enumerate(instances)]
+    if len(set(ids)) != len(ids):
+        raise ValueError("batch instances need distinct ids: " + ", ".join(sorted({i for i in ids if ids.count(i) > 1})))
+    started = time.monotonic()
+    if ray_address:
+        results = _run_on_ray(domain, instances, engine, out, ray_address, run_kwargs)
+    else:
+        results = _run_locally(domain, instances, engine, out, workers, eval_workers, progress, run_kwargs)
+    summary = summarize(domain.name, ids, results, time.monotonic() - started)
+    from tgdomains.records import RunRecord
+
+    RunRecord(out)._write_atomic(out / "batch.json", summary)
+    return summary
+
+
+def _run_one(domain, instance, engine, run_dir: Path, evaluate, progress: bool, run_kwargs: dict) -> RunResult:
+    from tgdomains.runner import optimize
+
+    run = optimize
+    if "population" in run_kwargs:
+        from tgdomains.population import optimize_population as run
+    prefix = f"[{getattr(instance, 'id', '?')}] "
+    say = (lambda line: print(prefix + line, file=sys.stderr, flush=True)) if progress else False
+    return run(domain, instance, engine=engine, run_dir=run_dir, resume=(run_dir / "run.json").exists(),
+               progress=say, evaluate=evaluate, **run_kwargs)
+
+
+def _run_locally(domain, instances, engine, out: Path, workers: int, eval_workers: int | None, progress: bool,
+                 run_kwargs: dict) -> list[RunResult | Exception]:
+    pool = None
+    if _picklable(domain, instances):
+        pool = ProcessPoolExecutor(max_workers=eval_workers or os.cpu_count() or 1)
+    try:
+        def run(instance):
+            evaluate = None
+            if pool is not None:
+                evaluate = lambda value: pool.submit(domain.evaluate, value, instance).result()  # noqa: E731
+            try:
+                return _run_one(domain, instance, engine, out / _safe(instance), evaluate, progress, run_kwargs)
+            except Exception as exc:  # one instance's failure is reported, the batch goes on
+                return exc
+
+        with ThreadPoolExecutor(max_workers=max(1, workers)) as threads:
+            return list(threads.map(run, instances))
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+
+
+def _run_on_ray(domain, instances, engine, out: Path, address: str, run_kwargs: dict) -> list[RunResult | Exception]:
+    try:
+        import ray
+    except ImportError:
+        raise ImportError("--ray-address needs Ray: pip install 'tgdomains[ray]'") from None
+    if not ray.is_initialized():
+        ray.init(address=None if address == "local" else address, ignore_reinit_error=True,
+                 log_to_driver=False, include_dashboard=False)
+
+    @ray.remote
+    def remote_run(domain, instance, engine, run_dir, run_kwargs):
+        try:
+            return _run_one(domain, instance, engine, Path(run_dir), None, False, run_kwargs)
+        except Exception as exc:
+            return exc
+
+    # Each task gets its own copy of the engine; run directories must be on storage every node sees.
+    refs = [remote_run.remote(domain, inst, engine, str((out / _safe(inst)).resolve()), run_kwargs)
+            for inst in instances]
+    return ray.get(refs)
+
+
+def summarize(domain_name: str, ids: list[str], results: list[RunResult | Exception], wall_s: float) -> dict:
+    rows = []
+    for instance_id, r in zip(ids, results, strict=True):
+        if isinstance(r, Exception):
+            rows.append({"instance": instance_id, "error": f"{type(r).__name__}: {r}"})
+            continue
+        rows.append({"instance": instance_id, "passed": r.passed, "score": r.best_evaluation.score,
+                     "iterations": r.usage.get("iterations"), "llm_calls": r.usage.get("llm_calls"),
+                     "tokens": r.usage.get("prompt_tokens", 0) + r.usage.get("completion_tokens", 0),
+                     "cost_usd": r.usage.get("cost_usd"), "final": r.final, "run_dir": str(r.run_dir),
+                     "best_value": r.best_value, "stop_reason": r.stop_reason})
+    done = [r for r in rows if "error" not in r]
+    overall: dict[str, Any] = {"instances": len(rows), "errors": len(rows) - len(done),
+                               "completion_rate": sum(r["passed"] for r in done) / len(rows) if rows else 0.0,
+                               "wall_s": round(wall_s, 2)}
+    # Domain verdicts that are rates (hidden_pass_rate ...) are averaged, and "all passed" counted.
+    for key in sorted({k for r in done for k, v in r["final"].items() if isinstance(v, (int, float))}):
+        values = [r["final"][key] for r in done if isinstance(r["final"].get(key), (int, float))]
+        overall[f"mean_{key}"] = sum(values) / len(values)
+        if key.endswith("_rate"):
+            overall[f"{key[:-5]}_completion_rate"] = sum(v == 1.0 for v in values) / len(rows)
+    return {"domain": domain_name, "overall": overall, "instances": rows}
+
+
+def print_summary(summary: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{summary['domain']} batch")
+    extra = sorted({k for r in summary["instances"] for k, v in r.get("final", {}).items()
+                    if isinstance(v, (int, float))})
+    for col in ["instance", "passed", "score", "iters", "LLM calls", "tokens", *extra]:
+        table.add_column(col)
+    for r in summary["instances"]:
+        if "error" in r:
+            table.add_row(r["instance"], "error", r["error"][:60])
+            continue
+        table.add_row(r["instance"], "yes" if r["passed"] else "no", f"{r['score']:.4g}", str(r["iterations"]),
+                      str(r["llm_calls"]), str(r["tokens"]), *[_fmt(r["final"].get(k)) for k in extra])
+    console = Console()
+    console.print(table)
+    console.print(" ".join(f"{k}={_fmt(v)}" for k, v in summary["overall"].items()))
+
+
+def _fmt(v: Any) -> str:
+    return f"{v:.3g}" if isinstance(v, float) else str(v)
+
+
+def _safe(instance) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in str(getattr(instance, "id", "instance")))[:80]
+
+
+def _picklable(*objs) -> bool:
+    try:
+        pickle.dumps(objs)
+        return True
+    except Exception:
+        return False

@@ -1,0 +1,278 @@
+"""The `tgdomains` command: optimize, evaluate, batch, report, engines, domains.
+
+Domains add their own flags (`--problems`, `--target`, `--case` ...) through their plug-in's `add_arguments`;
+this module only knows the core's flags. Heavy modules are imported inside the commands, so `--help` is instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+CORE_KEYS = {"command", "domain", "iterations", "momentum", "one_call", "accept_only_improvements", "seed",
+             "temperature", "max_tokens", "run_dir", "resume", "engine", "model", "base_url", "model_path",
+             "no_cache", "cache_path", "record", "replay", "token_budget", "cost_budget", "time_budget",
+             "population", "proposals", "merge", "quiet", "json", "workers", "ray_address", "out", "price",
+             "baseline"}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = _parser(argv)
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return 2
+    try:
+        return COMMANDS[args.command](args)
+    except KeyboardInterrupt:
+        print("interrupted; completed steps are in the run directory (continue with --resume RUN_DIR)",
+              file=sys.stderr)
+        return 130
+    except (FileNotFoundError, FileExistsError, KeyError, ValueError) as exc:
+        print(f"tgdomains: error: {exc}", file=sys.stderr)
+        return 2
+
+
+# -- parser ---------------------------------------------------------------------------------------------------
+
+
+def _parser(argv: list[str]) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tgdomains", description="Optimize programs, molecules and treatment "
+                                     "plans with textual gradients, scored by real tools.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, helptext, batch in [("optimize", "optimize one instance", False),
+                                  ("evaluate", "score one candidate and print the Evaluation", False),
+                                  ("batch", "optimize many instances concurrently", True)]:
+        p = sub.add_parser(name, help=helptext)
+        p.add_argument("domain", help="code | molecules | radiotherapy (any registered domain)")
+        if name != "evaluate":
+            _add_run_arguments(p, batch)
+        p.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
+        # Only the chosen domain's flags are added: its plug-in is imported here, not for --help of others.
+        if len(argv) >= 2 and argv[0] == name and not argv[1].startswith("-"):
+            _add_domain_arguments(p, argv[1], batch)
+    p = sub.add_parser("report", help="plots and a Markdown summary of a run directory")
+    p.add_argument("run_dir")
+    p.add_argument("--out", help="output directory (default: RUN_DIR/report)")
+    p = sub.add_parser("engines", help="which engine a run would use, and why")
+    _add_engine_arguments(p)
+    sub.add_parser("domains", help="list the registered domains")
+    return parser
+
+
+def _add_domain_arguments(p: argparse.ArgumentParser, domain_name: str, batch: bool) -> None:
+    from tgdomains.domain import get_domain
+
+    try:
+        get_domain(domain_name).add_arguments(p, batch=batch)
+    except KeyError:
+        pass  # reported properly when the command runs
+
+
+def _add_engine_arguments(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("engine")
+    g.add_argument("--engine", choices=["openai", "local"], help="default: OpenAI-compatible endpoint if "
+                   "OPENAI_BASE_URL or OPENAI_API_KEY is set, else the embedded local model")
+    g.add_argument("--model", help="model name for the endpoint (env TGDOMAINS_MODEL)")
+    g.add_argument("--base-url", help="OpenAI-compatible base URL (env OPENAI_BASE_URL): vLLM, Ollama, llama.cpp")
+    g.add_argument("--model-path", help="a GGUF file for the local engine (env TGDOMAINS_LOCAL_MODEL)")
+    g.add_argument("--no-cache", action="store_true", help="do not read or write the LLM reply cache")
+    g.add_argument("--cache-path", help="SQLite reply cache (default ~/.cache/tgdomains/llm_cache.sqlite)")
+    g.add_argument("--record", metavar="CASSETTE", help="record every LLM exchange to this JSONL cassette")
+    g.add_argument("--replay", metavar="CASSETTE", help="replay a recorded cassette offline (no model)")
+    g.add_argument("--price", action="append", default=[], metavar="MODEL=IN,OUT",
+                   help="USD per million prompt,completion tokens (extends the built-in table)")
+
+
+def _add_run_arguments(p: argparse.ArgumentParser, batch: bool) -> None:
+    g = p.add_argument_group("optimization")
+    g.add_argument("--iterations", type=int, help="LLM updates at most (default: the domain's, else 10)")
+    g.add_argument("--momentum", type=int, default=3, help="past attempts shown to the optimizer (default 3)")
+    g.add_argument("--one-call", action="store_true", help="feedback and new value in one LLM call per update")
+    g.add_argument("--accept-only-improvements", action="store_true",
+                   help="continue from the best candidate instead of the last one")
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--temperature", type=float, default=0.0)
+    g.add_argument("--max-tokens", type=int)
+    g.add_argument("--token-budget", type=int, help="stop before the run spends more tokens than this")
+    g.add_argument("--cost-budget", type=float, help="stop before the run spends more USD than this")
+    g.add_argument("--time-budget", type=float, help="wall-clock seconds; checked between steps")
+    g.add_argument("--population", type=int, default=1, help="candidates kept per iteration (1 = single chain)")
+    g.add_argument("--proposals", type=int, default=1, help="children proposed per parent per iteration")
+    g.add_argument("--merge", action="store_true", help="with --population: also propose merges of two parents")
+    g.add_argument("--quiet", action="store_true", help="no progress lines")
+    if batch:
+        g.add_argument("--out", default=None, help="directory for the batch (one run directory per instance)")
+        g.add_argument("--workers", type=int, default=8, help="instances optimized at once (LLM calls overlap)")
+        g.add_argument("--ray-address", help="run the batch on a Ray cluster ('auto', 'ray://host:10001')")
+    else:
+        g.add_argument("--run-dir", help="where the run is recorded (default runs/DOMAIN-INSTANCE-TIME)")
+        g.add_argument("--resume", metavar="RUN_DIR", help="continue a killed or finished run from its last step")
+    _add_engine_arguments(p)
+
+
+# -- commands -------------------------------------------------------------------------------------------------
+
+
+def build_engine(args: argparse.Namespace):
+    """The engine a run uses, from flags and environment, wrapped for recording and caching; plus why."""
+    from tgdomains.engines import CachedEngine, RecordingEngine, ReplayEngine
+    from tgdomains.engines.openai_engine import PRICES_PER_MILLION
+
+    if args.replay:
+        return ReplayEngine(args.replay), f"replaying cassette {args.replay} (no model is contacted)"
+    from tgdomains.engines.select import choose_engine
+
+    engine, reason = choose_engine(args.engine, model=args.model, base_url=args.base_url,
+                                   model_path=args.model_path)
+    for spec in args.price:
+        name, _, prices = spec.partition("=")
+        try:
+            prompt_price, completion_price = (float(v) for v in prices.split(","))
+        except ValueError:
+            raise ValueError(f"--price {spec!r}: expected MODEL=IN,OUT in USD per million tokens") from None
+        getattr(engine, "prices", PRICES_PER_MILLION)[name] = (prompt_price, completion_price)
+    # Recording outside the cache: the cassette sees every request, cached or not, so replays are complete.
+    engine = CachedEngine(engine, args.cache_path, enabled=not args.no_cache)
+    if args.record:
+        engine = RecordingEngine(engine, args.record)
+    return engine, reason
+
+
+def _domain_args(args: argparse.Namespace) -> dict[str, Any]:
+    return {k: v for k, v in vars(args).items() if k not in CORE_KEYS}
+
+
+def _run_kwargs(args: argparse.Namespace, domain) -> dict[str, Any]:
+    kwargs: dict[str, Any] = dict(momentum=args.momentum, one_call=args.one_call, seed=args.seed,
+                                  accept_only_improvements=args.accept_only_improvements,
+                                  temperature=args.temperature, max_tokens=args.max_tokens,
+                                  token_budget=args.token_budget, cost_budget=args.cost_budget,
+                                  time_budget_s=args.time_budget)
+    kwargs["iterations"] = args.iterations or getattr(domain, "default_iterations", 10)
+    if args.population > 1 or args.proposals > 1:
+        kwargs.update(population=args.population, proposals=args.proposals, merge=args.merge)
+    return kwargs
+
+
+def _optimizer(kwargs: dict[str, Any]):
+    if "population" in kwargs:
+        from tgdomains.population import optimize_population
+
+        return optimize_population
+    from tgdomains.runner import optimize
+
+    return optimize
+
+
+def cmd_optimize(args: argparse.Namespace) -> int:
+    from tgdomains.domain import get_domain
+
+    domain = get_domain(args.domain)
+    instance_args = _domain_args(args)
+    if args.resume:
+        run_json = Path(args.resume) / "run.json"
+        if not run_json.exists():
+            raise FileNotFoundError(f"--resume {args.resume}: no run.json there")
+        instance_args = {**instance_args, **json.loads(run_json.read_text()).get("meta", {}).get("instance_args", {})}
+    instance = domain.load(instance_args)
+    engine, reason = build_engine(args)
+    _say(args, f"engine: {reason}")
+    kwargs = _run_kwargs(args, domain)
+    result = _optimizer(kwargs)(domain, instance, engine=engine, run_dir=args.resume or args.run_dir,
+                                resume=bool(args.resume), progress=not args.quiet,
+                                meta={"instance_args": _jsonable(instance_args)}, **kwargs)
+    if args.json:
+        print(json.dumps({"run_dir": str(result.run_dir), "best_value": result.best_value,
+                          "evaluation": result.best_evaluation.to_dict(), "final": result.final,
+                          "usage": result.usage, "stop_reason": result.stop_reason}, indent=2, default=str))
+    else:
+        print(f"best ({'passed' if result.passed else 'not passed'}, score {result.best_evaluation.score:.4g}):")
+        print(result.best_value)
+        if result.final:
+            print("final:", json.dumps(result.final, default=str))
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from tgdomains.domain import get_domain
+
+    domain = get_domain(args.domain)
+    instance = domain.load(_domain_args(args))
+    candidate = getattr(domain, "candidate_from_args", None)
+    value = candidate(_domain_args(args), instance) if candidate else domain.initial(instance, None).value
+    evaluation = domain.evaluate(value, instance)
+    if args.json:
+        print(json.dumps({"value": value, **evaluation.to_dict()}, indent=2, default=str))
+    else:
+        print(f"score {evaluation.score:.4g}  passed={evaluation.passed}  valid={evaluation.valid}")
+        print(evaluation.text)
+    return 0
+
+
+def cmd_batch(args: argparse.Namespace) -> int:
+    from tgdomains.batch import optimize_many, print_summary
+    from tgdomains.domain import get_domain
+
+    domain = get_domain(args.domain)
+    instances = domain.load_many(_domain_args(args))
+    engine, reason = build_engine(args)
+    _say(args, f"engine: {reason}; {len(instances)} instances, {args.workers} at once"
+         + (f" on Ray at {args.ray_address}" if args.ray_address else ""))
+    summary = optimize_many(domain, instances, engine=engine, out_dir=args.out, workers=args.workers,
+                            ray_address=args.ray_address, progress=not args.quiet, **_run_kwargs(args, domain))
+    if args.json:
+        print(json.dumps(summary, indent=2, default=str))
+    else:
+        print_summary(summary)
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from tgdomains.report import write_report
+
+    for path in write_report(args.run_dir, args.out):
+        print(path)
+    return 0
+
+
+def cmd_engines(args: argparse.Namespace) -> int:
+    from tgdomains.engines.select import NoEngineError
+
+    try:
+        engine, reason = build_engine(args)
+    except NoEngineError as exc:
+        print(str(exc))
+        return 1
+    print(reason)
+    print(f"engine: {getattr(engine, 'describe', lambda: repr(engine))()}")
+    return 0
+
+
+def cmd_domains(args: argparse.Namespace) -> int:
+    from tgdomains.domain import available_domains
+
+    for name in sorted(available_domains()):
+        print(name)
+    return 0
+
+
+COMMANDS = {"optimize": cmd_optimize, "evaluate": cmd_evaluate, "batch": cmd_batch, "report": cmd_report,
+            "engines": cmd_engines, "domains": cmd_domains}
+
+
+def _say(args: argparse.Namespace, line: str) -> None:
+    if not getattr(args, "quiet", False):
+        print(line, file=sys.stderr, flush=True)
+
+
+def _jsonable(d: dict[str, Any]) -> dict[str, Any]:
+    return json.loads(json.dumps(d, default=str))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -34,6 +34,9 @@ class Evaluation:
         object.__setattr__(self, "metrics", MappingProxyType({k: float(v) for k, v in dict(self.metrics).items()}))
         object.__setattr__(self, "details", MappingProxyType(dict(self.details)))
 
+    def __reduce__(self):  # mapping proxies cannot be pickled; evaluations cross process boundaries
+        return (Evaluation, (self.score, dict(self.metrics), self.passed, self.valid, self.text, dict(self.details)))
+
     @classmethod
     def invalid(cls, reason: str, *, score: float = -math.inf, details: Mapping[str, Any] | None = None) -> Evaluation:
         """A candidate that could not be evaluated; `reason` becomes the loss text."""

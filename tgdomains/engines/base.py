@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 Message = dict[str, str]  # {"role": "system" | "user" | "assistant", "content": "..."}
@@ -49,9 +49,8 @@ class Request:
         return [{"role": r, "content": c} for r, c in self.messages]
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["messages"] = self.chat()
-        return d
+        return {"model": self.model, "messages": self.chat(), "temperature": self.temperature,
+                "max_tokens": self.max_tokens, "seed": self.seed, "stop": list(self.stop) if self.stop else None}
 
     @property
     def key(self) -> str:

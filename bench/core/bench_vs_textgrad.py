@@ -173,16 +173,20 @@ def _measure(one_loop) -> dict:
 
 def _import_seconds(python: str, module: str) -> float:
     runs = []
-    for _ in range(3):
-        t0 = time.perf_counter()
-        subprocess.run([python, "-c", f"import {module}"], check=True, capture_output=True)
-        runs.append(time.perf_counter() - t0)
+    with tempfile.TemporaryDirectory() as scratch:
+        for _ in range(3):
+            t0 = time.perf_counter()
+            subprocess.run([python, "-c", f"import {module}"], check=True, capture_output=True, cwd=scratch,
+                           env={**os.environ, "PYTHONPATH": str(HERE.parent.parent)})
+            runs.append(time.perf_counter() - t0)
     return round(min(runs), 3)
 
 
 def _side(python: str, name: str) -> dict:
-    out = subprocess.run([python, __file__, "--side", name], check=True, capture_output=True, text=True,
-                         env={**os.environ, "PYTHONPATH": str(HERE.parent.parent)})
+    # A scratch working directory: textgrad writes a logs/ folder into the cwd when it is imported.
+    with tempfile.TemporaryDirectory() as scratch:
+        out = subprocess.run([python, __file__, "--side", name], check=True, capture_output=True, text=True,
+                             cwd=scratch, env={**os.environ, "PYTHONPATH": str(HERE.parent.parent)})
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 

@@ -1,0 +1,155 @@
+"""The molecules domain as a tgdomains plug-in: CLI flags, tasks, the LLM-facing text, parse, evaluate, report."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from typing import Any
+
+from domains.molecules.chemistry import (
+    SmilesError,
+    canonical_smiles,
+    extract_smiles,
+    property_panel,
+    resolve_start,
+)
+from domains.molecules.docking import (
+    BACKENDS,
+    DEFAULT_BACKEND,
+    DEFAULT_EXHAUSTIVENESS,
+    DEFAULT_SEED,
+    DEFAULT_TARGET,
+    DockingSettings,
+    check_target,
+)
+from domains.molecules.evaluator import MoleculeEvaluator, MoleculeTask
+from domains.molecules.objective import Objective
+from tgdomains.domain import ParseError, Start
+from tgdomains.evaluation import Evaluation
+
+
+class MoleculesDomain:
+    """Optimize one SMILES for AutoDock Vina binding to a DOCKSTRING target and drug-likeness (QED)."""
+
+    name = "molecules"
+    objectives = {"vina": "min", "qed": "max"}
+
+    def add_arguments(self, parser: argparse.ArgumentParser, *, batch: bool = False) -> None:
+        group = parser.add_argument_group("molecules")
+        if batch:
+            group.add_argument("--targets", default=DEFAULT_TARGET,
+                               help="comma-separated DOCKSTRING targets (default %(default)s)")
+            group.add_argument("--starts", default="benzene",
+                               help="comma-separated starts: acetamide, pentane, benzene or SMILES (default %(default)s)")
+        else:
+            group.add_argument("--target", default=DEFAULT_TARGET, help="DOCKSTRING target (default %(default)s)")
+            group.add_argument("--start", default="benzene",
+                               help="start molecule: acetamide, pentane, benzene or any SMILES (default %(default)s)")
+            group.add_argument("--smiles", default=None, help="the molecule `evaluate` scores (default: the start)")
+        group.add_argument("--backend", choices=BACKENDS, default=DEFAULT_BACKEND,
+                           help="docking backend (default %(default)s, the published pipeline)")
+        group.add_argument("--exhaustiveness", type=int, default=DEFAULT_EXHAUSTIVENESS,
+                           help="Vina search effort (default %(default)s, as published)")
+        group.add_argument("--docking-seed", type=int, default=DEFAULT_SEED,
+                           help="seed for 3D embedding and the Vina search (default %(default)s, dockstring's)")
+        group.add_argument("--target-score", type=float, default=None,
+                           help="stop when score = −(Vina + (1 − QED)) reaches this, e.g. 9 (default: never)")
+        group.add_argument("--docking-cache", default=None,
+                           help="docking cache directory (default $TGDOMAINS_DOCKING_CACHE or ~/.cache/tgdomains/docking)")
+        group.add_argument("--docking-workers", type=int, default=None, help="docking processes (default: CPU cores)")
+        group.add_argument("--vina-weight", type=float, default=1.0, help="weight of the Vina term (default 1)")
+        group.add_argument("--qed-weight", type=float, default=1.0, help="weight of the 1 − QED term (default 1)")
+        group.add_argument("--mw-min", type=float, default=None, help="constraint: lowest molecular weight, g/mol")
+        group.add_argument("--mw-max", type=float, default=None, help="constraint: highest molecular weight, g/mol")
+        group.add_argument("--sa-max", type=float, default=None, help="constraint: highest SA score (1-10)")
+        group.add_argument("--no-pains", action="store_true", help="constraint: no PAINS alerts")
+        group.add_argument("--reference", default=None, help="constraint: SMILES the molecule must stay similar to")
+        group.add_argument("--min-similarity", type=float, default=None,
+                           help="constraint: lowest Tanimoto similarity to --reference")
+
+    def load(self, args: dict[str, Any]) -> MoleculeTask:
+        return self._task(args, args.get("target", DEFAULT_TARGET), args.get("start", "benzene"))
+
+    def load_many(self, args: dict[str, Any]) -> list[MoleculeTask]:
+        targets = _split(args.get("targets") or args.get("target") or DEFAULT_TARGET)
+        starts = _split(args.get("starts") or args.get("start") or "benzene")
+        return [self._task(args, target, start) for target in targets for start in starts]
+
+    def _task(self, args: dict[str, Any], target: str, start: str) -> MoleculeTask:
+        try:
+            start_smiles = resolve_start(start)
+        except SmilesError as error:
+            raise ValueError(f"--start {start!r} is not a usable molecule: {error}") from None
+        reference = args.get("reference")
+        if reference:
+            try:
+                reference = canonical_smiles(reference)
+            except SmilesError as error:
+                raise ValueError(f"--reference {reference!r} is not a usable molecule: {error}") from None
+        objective = Objective(
+            vina_weight=args.get("vina_weight", 1.0), qed_weight=args.get("qed_weight", 1.0),
+            mw_min=args.get("mw_min"), mw_max=args.get("mw_max"), sa_max=args.get("sa_max"),
+            forbid_pains=bool(args.get("no_pains", False)), reference=reference,
+            min_similarity=args.get("min_similarity"), target_score=args.get("target_score"),
+        ).checked()
+        docking = DockingSettings(
+            backend=args.get("backend", DEFAULT_BACKEND), exhaustiveness=args.get("exhaustiveness", DEFAULT_EXHAUSTIVENESS),
+            seed=args.get("docking_seed", DEFAULT_SEED), cache_dir=args.get("docking_cache"),
+            workers=args.get("docking_workers"),
+        ).checked()
+        return MoleculeTask(target=check_target(target), start=start_smiles, objective=objective, docking=docking,
+                            smiles=args.get("smiles"))
+
+    def candidate_from_args(self, args: dict[str, Any], instance: MoleculeTask) -> str:
+        """The molecule `tgdomains evaluate` scores: --smiles as given (evaluate reports it if invalid)."""
+        return args.get("smiles") or instance.start
+
+    def context(self, instance: MoleculeTask) -> str:
+        goals = "; ".join(instance.objective.describe())
+        target_line = (f" Stop when the score −(objective) reaches {instance.objective.target_score:g}."
+                       if instance.objective.target_score is not None else "")
+        return (
+            f"Design a small drug-like molecule, written as one SMILES string, that binds the protein target "
+            f"{instance.target} (a DOCKSTRING target, scored by AutoDock Vina docking into its binding pocket) and is "
+            f"drug-like (QED). Goals: {goals}.{target_line} Only the elements C, N, O, S, P, F, Cl, Br, I (and H) "
+            f"are allowed; one connected molecule, at most 70 heavy atoms. The starting molecule was {instance.start}."
+        )
+
+    def initial(self, instance: MoleculeTask, engine: Any = None) -> Start:
+        return Start(
+            value=instance.start,
+            role_description=f"a SMILES string of a drug-like small molecule to be docked into {instance.target}",
+            constraints=[
+                "The value must be exactly one valid SMILES string of a single connected molecule.",
+                *[f"Goal: {line}." for line in instance.objective.describe()[1:]],
+            ],
+        )
+
+    def parse(self, raw_text: str, instance: MoleculeTask) -> str:
+        try:
+            return canonical_smiles(extract_smiles(raw_text))
+        except SmilesError as error:
+            raise ParseError(str(error)) from None
+
+    def evaluate(self, value: str, instance: MoleculeTask) -> Evaluation:
+        return MoleculeEvaluator(instance).evaluate(value)
+
+    def finalize(self, value: str, instance: MoleculeTask) -> dict[str, Any]:
+        try:
+            return {"smiles": canonical_smiles(value), "properties": property_panel(value)}
+        except SmilesError as error:
+            return {"smiles": value, "error": str(error)}
+
+    def baselines(self) -> dict[str, Callable[..., Any]]:
+        from domains.molecules.baselines import graph_ga
+
+        return {"graph_ga": graph_ga}
+
+    def report(self, run_dir: str, out_dir: str) -> list[str]:
+        from domains.molecules.report import write_report
+
+        return write_report(run_dir, out_dir)
+
+
+def _split(text: str) -> list[str]:
+    return [part.strip() for part in str(text).split(",") if part.strip()]

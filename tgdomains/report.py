@@ -17,7 +17,7 @@ def write_report(run_dir: str | Path, out_dir: str | Path | None = None) -> list
         raise ValueError(f"{run_dir} has no complete step yet")
     out = Path(out_dir) if out_dir else record.dir / "report"
     out.mkdir(parents=True, exist_ok=True)
-    figures = [plot_trajectory(steps, out / "trajectory.png", title=f"{run['domain']} / {run['instance']}")]
+    figures = [plot_trajectory(steps, out / "score_trajectory.png", title=f"{run['domain']} / {run['instance']}")]
     if "population" in run.get("config", {}):
         from tgdomains.plots_population import plot_front, plot_lineage
 

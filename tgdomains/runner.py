@@ -87,7 +87,11 @@ def optimize(domain: Domain, instance: Any, *, engine: Engine, run_dir: str | Pa
     context = domain.context(instance)
     started = time.monotonic()
 
-    if steps:
+    if steps:  # a resumed run has already spent part of its budget
+        spent = _total_usage(steps)
+        run_engine.usage.prompt_tokens = int(spent["prompt_tokens"])
+        run_engine.usage.completion_tokens = int(spent["completion_tokens"])
+        run_engine.usage.cost_usd = float(spent["cost_usd"])
         run_json = record.read_config()
         start_role = run_json["role_description"]
         all_constraints = run_json["constraints"]
@@ -120,6 +124,7 @@ def optimize(domain: Domain, instance: Any, *, engine: Engine, run_dir: str | Pa
     seen = {s["value"]: s for s in steps}
     current = _current(steps, cfg)
     stop_reason = ""
+    unrecorded: dict[str, float] = {}  # calls of an iteration that a spent budget cut short (no step holds them)
 
     while True:
         best = max(steps, key=_rank)
@@ -147,6 +152,7 @@ def optimize(domain: Domain, instance: Any, *, engine: Engine, run_dir: str | Pa
                 evaluation_loss(x, ev, context).backward(run_engine, seed=opt.seed)
         except BudgetExceeded as exc:
             stop_reason = str(exc)
+            unrecorded = _delta(run_engine.usage.snapshot(), before)
             break
         except Exception as exc:  # the endpoint died during backward: step with no feedback rather than crash
             x.gradients = [f"(no feedback: {type(exc).__name__}: {exc}) Evaluation:\n{ev.text}"]
@@ -154,6 +160,7 @@ def optimize(domain: Domain, instance: Any, *, engine: Engine, run_dir: str | Pa
         report = opt.report(x)
         if report.status == "failed" and run_engine.exhausted():
             stop_reason = run_engine.exhausted() or ""
+            unrecorded = _delta(run_engine.usage.snapshot(), before)
             break
         value = x.value
         status = report.status if report.status != "updated" or value != current["value"] else "unchanged"
@@ -174,6 +181,8 @@ def optimize(domain: Domain, instance: Any, *, engine: Engine, run_dir: str | Pa
     except Exception as exc:  # a failing extra verdict must not lose the run
         final = {"error": f"{type(exc).__name__}: {exc}"}
     usage = _total_usage(steps)
+    for k, v in unrecorded.items():
+        usage[k] = round(usage[k] + v, 6) if k == "cost_usd" else usage[k] + v
     record.write_best({"iteration": best["iteration"], "value": best["value"], "evaluation": best["evaluation"],
                        "final": final, "stop_reason": stop_reason, "usage": usage,
                        "wall_s": round(time.monotonic() - started, 3)})
@@ -215,6 +224,10 @@ def _evaluate_step(iteration: int, value: str, parent: int | None, feedback: str
         "usage": {k: after[k] - usage_before.get(k, 0) for k in after},
         "eval_s": round(eval_s, 4), "step_s": round(time.monotonic() - (t0 or eval_t0), 4),
     }
+
+
+def _delta(after: dict, before: dict) -> dict:
+    return {k: after[k] - before.get(k, 0) for k in after}
 
 
 def _evaluation(step: dict) -> Evaluation:

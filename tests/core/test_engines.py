@@ -2,7 +2,14 @@
 
 import pytest
 
-from tgdomains.engines import CachedEngine, CassetteMiss, RecordingEngine, ReplayEngine, Request, ScriptedEngine
+from tgdomains.engines import (
+    CachedEngine,
+    CassetteMiss,
+    RecordingEngine,
+    ReplayEngine,
+    Request,
+    ScriptedEngine,
+)
 
 MSG = [{"role": "user", "content": "hello"}]
 

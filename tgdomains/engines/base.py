@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol, runtime_checkable
 
 Message = dict[str, str]  # {"role": "system" | "user" | "assistant", "content": "..."}
@@ -26,6 +26,7 @@ class Completion:
     text: str
     usage: Usage = field(default_factory=Usage)
     cached: bool = False
+    failures: int = 0  # failed attempts (timeouts, 429, 5xx) the engine retried before this reply
 
 
 @dataclass(frozen=True)
@@ -81,8 +82,9 @@ class UsageMeter:
     failures: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
-    def add(self, usage: Usage, cost: float = 0.0, cached: bool = False) -> None:
+    def add(self, usage: Usage, cost: float = 0.0, cached: bool = False, failures: int = 0) -> None:
         with self._lock:
+            self.failures += failures
             if cached:
                 self.cache_hits += 1
             else:
@@ -98,9 +100,9 @@ class UsageMeter:
         self.__dict__.update(state)
         self._lock = threading.Lock()
 
-    def failed(self) -> None:
+    def failed(self, n: int = 1) -> None:
         with self._lock:
-            self.failures += 1
+            self.failures += n
 
     def snapshot(self) -> dict[str, float]:
         with self._lock:
@@ -140,8 +142,18 @@ class BaseEngine:
     def generate(self, messages: list[Message], *, temperature: float = 0.0, max_tokens: int | None = None,
                  seed: int | None = None, stop: list[str] | None = None) -> Completion:
         request = Request.build(self.model, messages, temperature, max_tokens, seed, stop)
-        completion = self._complete(request)
-        self.usage.add(completion.usage, 0.0 if completion.cached else self.cost(completion.usage), completion.cached)
+        try:
+            completion = self._complete(request)
+        except Exception as exc:  # every wrapper (RunEngine, cache, recorder) counts the attempts that failed
+            self.usage.failed(getattr(exc, "failures", 0))
+            raise
+        if isinstance(completion.text, str) and not completion.text.isascii():
+            # a lone UTF-16 surrogate (half an emoji, sent as a JSON \ud83d escape) can be neither stored nor sent
+            clean = completion.text.encode("utf-8", "replace").decode("utf-8")
+            if clean != completion.text:
+                completion = replace(completion, text=clean)
+        self.usage.add(completion.usage, 0.0 if completion.cached else self.cost(completion.usage), completion.cached,
+                       completion.failures)
         return completion
 
     async def agenerate(self, messages: list[Message], *, temperature: float = 0.0, max_tokens: int | None = None,

@@ -191,9 +191,10 @@ class LocalEngine(BaseEngine):
             try:
                 response = handle.llama.create_chat_completion(**kwargs)
             except ValueError as exc:  # llama-cpp-python's "Requested tokens (N) exceed context window of M"
-                self.usage.failed()
-                raise LocalEngineError(f"{self.model}: {exc}; raise n_ctx (now {self.n_ctx}; LocalEngine(n_ctx=...) "
-                                       f"or env TGDOMAINS_LOCAL_CTX) or shorten the task") from exc
+                error = LocalEngineError(f"{self.model}: {exc}; raise n_ctx (now {self.n_ctx}; LocalEngine(n_ctx=...) "
+                                         f"or env TGDOMAINS_LOCAL_CTX) or shorten the task")
+                error.failures = 1  # counted by BaseEngine.generate here and in every wrapper
+                raise error from exc
         text = response["choices"][0]["message"].get("content") or ""
         usage = response.get("usage") or {}
         return Completion(text, Usage(int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0))))

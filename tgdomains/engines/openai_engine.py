@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from tgdomains.engines.base import BaseEngine, Completion, Request, Usage
 
@@ -34,6 +35,8 @@ class RetryPolicy:
 
 class EngineError(RuntimeError):
     """An endpoint that kept failing after every retry; the message says what it answered last."""
+
+    failures = 0  # failed attempts before giving up (counted by every engine the error passes through)
 
 
 class OpenAIEngine(BaseEngine):
@@ -81,27 +84,32 @@ class OpenAIEngine(BaseEngine):
         if request.stop:
             kwargs["stop"] = list(request.stop)
         last: Exception | None = None
+        failures = 0
         for attempt in range(self.retry.attempts):
             try:
                 response = self.client().chat.completions.create(**kwargs)
-                return _completion(response)
+                return replace(_completion(response), failures=failures)
             except (openai.APITimeoutError, openai.APIConnectionError, openai.RateLimitError,
-                    openai.InternalServerError, _MalformedResponse) as exc:
+                    openai.InternalServerError, _MalformedResponse, json.JSONDecodeError) as exc:
                 last = exc
-                self.usage.failed()
+                failures += 1
                 if attempt + 1 < self.retry.attempts:
                     time.sleep(self.retry.delay(attempt, _retry_after(exc)))
             except openai.APIStatusError as exc:
                 if exc.status_code >= 500:  # 5xx not mapped to InternalServerError (502, 503, 504)
                     last = exc
-                    self.usage.failed()
+                    failures += 1
                     if attempt + 1 < self.retry.attempts:
                         time.sleep(self.retry.delay(attempt, _retry_after(exc)))
                     continue
-                raise EngineError(f"{self.base_url or 'OpenAI'} refused the request ({exc.status_code}): "
-                                  f"{exc.message}") from exc
-        raise EngineError(f"{self.base_url or 'OpenAI'} failed {self.retry.attempts} times; last error: "
-                          f"{type(last).__name__}: {last}") from last
+                error = EngineError(f"{self.base_url or 'OpenAI'} refused the request ({exc.status_code}): "
+                                    f"{exc.message}")
+                error.failures = failures
+                raise error from exc
+        error = EngineError(f"{self.base_url or 'OpenAI'} failed {self.retry.attempts} times; last error: "
+                            f"{type(last).__name__}: {last}")
+        error.failures = failures
+        raise error from last
 
     def describe(self) -> str:
         return f"OpenAIEngine(model={self.model!r}, base_url={self.base_url or 'https://api.openai.com/v1'})"

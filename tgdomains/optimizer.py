@@ -166,12 +166,26 @@ class TGD:
         reply = self.engine.generate(messages, temperature=self.temperature, max_tokens=self.max_tokens,
                                      seed=self.seed).text
         report.replies.append(reply if isinstance(reply, str) else str(reply))
-        value = extract_tagged(report.replies[-1])
-        if self.validate is not None:
-            try:
-                value = self.validate(value)
-            except ParseError:
+        try:
+            value = extract_tagged(report.replies[-1])
+        except ParseError as untagged:
+            # Small models often forget the tags but still write a usable value (a fenced block, "SMILES: ...",
+            # bare JSON). The domain's parser is strict, so letting it read the whole reply is safe; a reply cut
+            # off inside its block stays unusable.
+            if self.validate is None or "not closed" in str(untagged):
                 raise
-            except Exception as exc:  # a validator bug is still an unusable reply, not a crash
-                raise ParseError(f"the value could not be checked: {type(exc).__name__}: {exc}") from exc
-        return value
+            try:
+                value = self._validate(report.replies[-1])
+            except ParseError:
+                raise untagged from None
+            report.problem = "the reply had no tags; the domain's parser read the value from the whole reply"
+            return value
+        return self._validate(value) if self.validate is not None else value
+
+    def _validate(self, value: str) -> str:
+        try:
+            return self.validate(value)
+        except ParseError:
+            raise
+        except Exception as exc:  # a validator bug is still an unusable reply, not a crash
+            raise ParseError(f"the value could not be checked: {type(exc).__name__}: {exc}") from exc

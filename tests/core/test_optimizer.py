@@ -97,3 +97,20 @@ def test_textgrad_style_api_end_to_end():
     opt.step()
     assert x.value == "def f(n): return n <= 3"
     assert "feedback: use <=" in _prompt(engine, 2)
+
+
+def test_an_untagged_reply_is_read_by_the_domain_parser_when_it_can():
+    def validate(raw: str) -> str:
+        digits = "".join(c for c in raw if c.isdigit())
+        if not digits:
+            raise ParseError("no number in the reply")
+        return digits
+
+    engine = ScriptedEngine(["The answer is 42", "I cannot answer", "still prose"])
+    x = Variable("1", "number", requires_grad=True)
+    opt = TGD([x], engine, validate=validate)
+    opt.step()
+    assert x.value == "42" and opt.report(x).status == "updated" and "no tags" in opt.report(x).problem
+    opt.step()  # neither the reply nor the repair holds a number: the tag error is what the repair prompt names
+    assert x.value == "42" and opt.report(x).status == "failed"
+    assert "no <IMPROVED_VARIABLE>" in engine.requests[2]["messages"][-1]["content"]

@@ -132,8 +132,11 @@ def test_tgd_step_never_raises(first, second, value, validator, one_call, moment
                 assert report.problem.startswith("engine error") and fail_at == len(calls) - 1
         else:
             reply = first if report.status == "updated" else second
-            expected = extract_tagged(reply)
-            assert x.value == (validate(expected) if validate else expected)
+            try:
+                expected = extract_tagged(reply)
+                assert x.value == (validate(expected) if validate else expected)
+            except ParseError:  # no tags: the domain's parser read the whole reply
+                assert validate is not None and x.value == validate(reply) and "no tags" in report.problem
             assert len(calls) == (1 if report.status == "updated" else 2)
         if report.status == "repaired":
             assert report.problem

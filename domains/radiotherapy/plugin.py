@@ -1,0 +1,230 @@
+"""The radiotherapy domain plug-in: treatment-plan hyperparameters tuned against clinical goals.
+
+The variable is the JSON text of `hyperparameters.py` (a weight and a dose level per structure); evaluating it runs
+the fluence optimizer on the case and checks the dose against the goal file (`evaluator.py`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tgdomains.domain import ParseError, Start
+from tgdomains.evaluation import Evaluation
+
+DEFAULT_CASE = "prostate-2d"
+
+# Loaded cases and their evaluators, per process: an instance pickled to a worker process carries only its
+# specification, and each worker loads the case (from the disk cache) once.
+_EVALUATORS: dict[tuple[str, str], Any] = {}
+
+
+@dataclass
+class RadiotherapyInstance:
+    """One planning task: a case and its goal file (plus an optional starting value and example plans)."""
+
+    case_spec: str
+    goals_file: str = ""  # empty: the case's default goals
+    params: str | None = None  # hyperparameter JSON text to start from / to evaluate
+    examples: list[str] = field(default_factory=list)  # hyperparameter JSON texts shown as example plans
+
+    @property
+    def id(self) -> str:
+        stem = Path(self.case_spec).stem if self.case_spec.endswith(".npz") else self.case_spec
+        return stem if not self.goals_file else f"{stem}+{Path(self.goals_file).stem}"
+
+    @property
+    def evaluator(self):  # -> PlanEvaluator
+        key = (self.case_spec, self.goals_file)
+        if key not in _EVALUATORS:
+            from domains.radiotherapy.cases import load_case
+            from domains.radiotherapy.evaluator import PlanEvaluator
+            from domains.radiotherapy.goals import load_goals
+
+            case = load_case(self.case_spec)
+            goals_file = self.goals_file or case.default_goals
+            if not goals_file:
+                raise ValueError(f"case {case.name} has no default goals: pass --goals FILE.yaml")
+            goals = load_goals(goals_file, case.structure_names)
+            _EVALUATORS[key] = PlanEvaluator(case, goals, case_spec=self.case_spec, goals_file=goals_file)
+        return _EVALUATORS[key]
+
+    @property
+    def case(self):  # -> Case
+        return self.evaluator.case
+
+
+class RadiotherapyDomain:
+    name = "radiotherapy"
+    objectives = {"PTV_D95_Gy": "max", "rectum_mean_Gy": "min"}
+    default_iterations = 10
+
+    # -- instances --------------------------------------------------------------------------------------------
+
+    def add_arguments(self, parser: argparse.ArgumentParser, *, batch: bool = False) -> None:
+        if batch:
+            parser.add_argument("--cases", nargs="+", default=[DEFAULT_CASE], metavar="CASE",
+                                help="cases to optimize: prostate-2d, prostate, tg119 or PATH.npz (space- or comma-separated)")
+        else:
+            parser.add_argument("--case", default=DEFAULT_CASE,
+                                help="prostate-2d (default, seconds) | prostate (3-D) | tg119 (needs pyRadPlan) | PATH.npz")
+            parser.add_argument("--params", metavar="FILE.json",
+                                help="hyperparameters to evaluate / start from (default: every weight 100)")
+        parser.add_argument("--goals", metavar="FILE.yaml", help="clinical goals (default: the case's own goal file)")
+        parser.add_argument("--examples", metavar="FILE.json",
+                            help="example plans for the optimizer: a JSON list of hyperparameter objects")
+
+    def load(self, args: dict[str, Any]) -> RadiotherapyInstance:
+        """An instance from the keys ``case``, ``goals``, ``params``, ``examples`` (file paths; all optional)."""
+        instance = RadiotherapyInstance(
+            case_spec=str(args.get("case") or DEFAULT_CASE),
+            goals_file=str(args.get("goals") or ""),
+            params=_read_params(args["params"]) if args.get("params") else None,
+            examples=_read_examples(args["examples"]) if args.get("examples") else [],
+        )
+        instance.evaluator  # noqa: B018 - load the case and goals now, so a typo fails here, not mid-run
+        try:
+            if instance.params is not None:
+                instance.params = self.parse(instance.params, instance)
+        except ParseError as exc:
+            raise ValueError(f"--params {args['params']}: {exc}") from None
+        try:
+            instance.examples = [self.parse(e, instance) for e in instance.examples]
+        except ParseError as exc:
+            raise ValueError(f"--examples {args['examples']}: {exc}") from None
+        return instance
+
+    def load_many(self, args: dict[str, Any]) -> list[RadiotherapyInstance]:
+        specs = args.get("cases") or [args.get("case") or DEFAULT_CASE]
+        if isinstance(specs, str):
+            specs = [specs]
+        names = [s.strip() for spec in specs for s in str(spec).split(",") if s.strip()]
+        return [self.load({**args, "case": name, "params": None}) for name in names]
+
+    def candidate_from_args(self, args: dict[str, Any], instance: RadiotherapyInstance) -> str:
+        """The value `tgdomains evaluate` scores: ``--params`` if given, else the default weights."""
+        return instance.params if instance.params is not None else self.initial(instance).value
+
+    # -- the variable -----------------------------------------------------------------------------------------
+
+    def context(self, instance: RadiotherapyInstance) -> str:
+        case = instance.case
+        goals = instance.evaluator.goals
+        unit = "cm2" if len(case.voxel_size_mm) == 2 else "cc"
+        sizes = ", ".join(
+            f"{s} {case.volume_cc(s) * (10 if unit == 'cm2' else 1):.1f} {unit}{' (target)' if s in case.targets else ''}"
+            for s in case.structures
+        )
+        overlaps = [
+            f"{case.overlap_pct(t, s):.1f}% of the {t} overlaps the {s} ({case.overlap_pct(s, t):.1f}% of the {s})"
+            for t in case.targets
+            for s in case.structures
+            if s not in case.targets and s.lower() != "body" and case.overlap_pct(t, s) > 0
+        ]
+        return "\n".join(
+            [
+                f"Radiotherapy inverse planning: {case.description}.",
+                f"Structures: {sizes}.",
+                ("Overlaps: " + "; ".join(overlaps) + ".") if overlaps else "The target overlaps no organ at risk.",
+                "A fluence optimizer (L-BFGS-B over the beamlet intensities) minimizes the weighted sum of one "
+                "objective per structure, each averaged over the structure's voxels: for a target, "
+                "weight x mean((dose - dose_Gy)^2); for any other structure, weight x mean(max(dose - dose_Gy, 0)^2). "
+                "Only the ratios of the weights matter; dose_Gy sets where each objective starts to push. "
+                "Voxels shared by a target and an organ get both pulls, so the weights decide the compromise there.",
+                "Clinical goals to meet (all must pass): " + "; ".join(g.describe() for g in goals.goals) + ".",
+                "D<x> is the dose (Gy) received by at least x% of the structure; V<x> the % of the structure "
+                "receiving at least x Gy.",
+            ]
+        )
+
+    def initial(self, instance: RadiotherapyInstance, engine: Any = None) -> Start:
+        from domains.radiotherapy.hyperparameters import (
+            MAX_WEIGHT,
+            default_hyperparameters,
+            max_dose_level,
+            to_json,
+        )
+
+        case = instance.case
+        value = instance.params or to_json(default_hyperparameters(case), case)
+        return Start(
+            value=value,
+            role_description=(
+                "treatment-plan hyperparameters: a JSON object giving each structure an objective weight and a "
+                "dose level (Gy) for the fluence optimizer"
+            ),
+            constraints=[
+                "Reply with one JSON object with exactly these keys: " + ", ".join(case.structures) + "; each value "
+                '{"weight": w, "dose_Gy": d} and nothing else.',
+                f"Every weight is a number in [0, {MAX_WEIGHT:g}] and every dose_Gy a number in "
+                f"[0, {max_dose_level(case):g}]; at least one target keeps a positive weight.",
+            ],
+            examples=[self._example(e, instance) for e in instance.examples],
+        )
+
+    def _example(self, value: str, instance: RadiotherapyInstance) -> str:
+        ev = self.evaluate(value, instance)
+        failed = [g["goal"] + f" (measured {g['measured']:.1f})" for g in ev.details.get("goals", []) if not g["met"]]
+        verdict = "meets every goal" if ev.passed else "fails " + "; ".join(failed)
+        return f"Example plan on this case: {' '.join(value.split())} -> {verdict} (score {ev.score:.3f})."
+
+    def parse(self, raw_text: str, instance: RadiotherapyInstance) -> str:
+        from domains.radiotherapy.hyperparameters import HyperparameterError, parse_hyperparameters, to_json
+
+        try:
+            return to_json(parse_hyperparameters(raw_text, instance.case), instance.case)
+        except HyperparameterError as exc:
+            raise ParseError(str(exc)) from None
+
+    def evaluate(self, value: str, instance: RadiotherapyInstance) -> Evaluation:
+        try:
+            return instance.evaluator.evaluate(value)
+        except Exception as exc:  # the evaluator must not raise: a failed plan is an invalid candidate
+            return Evaluation.invalid(f"planning failed: {type(exc).__name__}: {exc}")
+
+    def finalize(self, value: str, instance: RadiotherapyInstance) -> dict[str, Any]:
+        ev = self.evaluate(value, instance)
+        return {
+            "passed": ev.passed,
+            "goals_passed": int(ev.metrics.get("goals_passed", 0)),
+            "goals_total": int(ev.metrics.get("goals_total", 0)),
+            "failed_goals": [g["goal"] for g in ev.details.get("goals", []) if not g["met"]],
+            "case": instance.case_spec,
+            "goals_file": ev.details.get("goals_file", ""),
+        }
+
+    # -- extras -----------------------------------------------------------------------------------------------
+
+    def baselines(self) -> dict[str, Callable[..., Any]]:
+        from domains.radiotherapy.baseline import optuna_search
+
+        return {"optuna": optuna_search}
+
+    def report(self, run_dir: str, out_dir: str) -> list[str]:
+        from domains.radiotherapy.report import write_report
+
+        return write_report(run_dir, out_dir)
+
+
+def _read_params(path: str) -> str:
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"--params {path}: no such file")
+    return p.read_text()
+
+
+def _read_examples(path: str) -> list[str]:
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"--examples {path}: no such file")
+    try:
+        data = json.loads(p.read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"--examples {path}: not valid JSON ({exc})") from None
+    if not isinstance(data, list):
+        raise ValueError(f"--examples {path}: expected a JSON list of hyperparameter objects")
+    return [json.dumps(item) for item in data]

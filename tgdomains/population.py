@@ -133,7 +133,11 @@ def optimize_population(domain: Domain, instance: Any, *, engine: Engine, popula
     score_candidate = evaluate or (lambda value: domain.evaluate(value, instance))
     started = time.monotonic()
 
-    if steps:
+    if steps:  # a resumed run has already spent part of its budget
+        spent = _total_usage(steps)
+        run_engine.usage.prompt_tokens = int(spent["prompt_tokens"])
+        run_engine.usage.completion_tokens = int(spent["completion_tokens"])
+        run_engine.usage.cost_usd = float(spent["cost_usd"])
         run_json = record.read_config()
         setup = _Setup(run_json["role_description"], run_json["constraints"], run_json["examples"],
                        domain.context(instance))
@@ -186,9 +190,6 @@ def optimize_population(domain: Domain, instance: Any, *, engine: Engine, popula
                 slots = [s for s in slots if s.meter.usage.calls + s.meter.usage.cache_hits > 0]
             _evaluate_and_commit(slots, iteration, steps, seen, record, score_candidate, eval_pool, t0,
                                  lambda step: say(_line(step, cfg.iterations)))
-            if not slots and run_engine.exhausted():
-                stop_reason = run_engine.exhausted() or ""
-                break
     finally:
         llm_pool.shutdown(wait=True, cancel_futures=True)
         eval_pool.shutdown(wait=True, cancel_futures=True)
@@ -384,8 +385,7 @@ def _line(step: dict, iterations: int) -> str:
         origin += f" + #{step['merge_with']}"
     extra = f" [{step['status']}{': ' + step['problem'][:80] if step['problem'] else ''}]" \
         if step["status"] not in ("updated", "initial") else ""
-    score = _fmt(ev["score"]) if ev["score"] is not None else _fmt(None)
-    return (f"iter {step['iteration']}/{iterations} #{step['id']}{origin} score={score} "
+    return (f"iter {step['iteration']}/{iterations} #{step['id']}{origin} score={_fmt(ev['score'])} "
             f"passed={ev['passed']}{extra} | {first}")
 
 

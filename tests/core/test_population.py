@@ -205,6 +205,19 @@ def test_merge_shows_the_best_parent_another_front_member(tmp_path):
     check_tree(result.steps)
 
 
+def test_a_batch_runs_population_search_per_instance(tmp_path):
+    from tgdomains.batch import optimize_many
+
+    summary = optimize_many(ArithmeticDomain(), [Target("a", 30), Target("b", 40)], engine=SeedEngine(additive),
+                            out_dir=tmp_path / "batch", workers=2, eval_workers=2, progress=False, population=2,
+                            proposals=2, iterations=2)
+    assert summary["overall"]["errors"] == 0
+    for row in summary["instances"]:  # evaluations ran in the batch's worker processes, the tree is still whole
+        steps, run, _ = read(Path(row["run_dir"]))
+        check_tree(steps)
+        assert run["config"]["population"] == 2 and steps[-1]["iteration"] == 2
+
+
 # -- budgets --------------------------------------------------------------------------------------------------
 
 
@@ -229,6 +242,18 @@ def test_the_token_budget_counts_every_call_of_every_child(tmp_path):
     # a call is refused once the budget is spent, so the overshoot is at most one round of concurrent calls
     assert used < 3000 + 9 * max(estimate_tokens(r["prompt"]) + 200 for r in engine.requests)
     check_tree(result.steps)
+
+
+def test_a_resumed_run_keeps_what_it_already_spent(tmp_path):
+    kwargs = dict(population=2, proposals=2, iterations=50, token_budget=2000, **quiet())
+    first = optimize_population(ArithmeticDomain(), Target("t", 500), engine=SeedEngine(additive),
+                                run_dir=tmp_path / "r", **kwargs)
+    assert first.stop_reason.startswith("token budget spent")
+    engine = SeedEngine(additive)
+    again = optimize_population(ArithmeticDomain(), Target("t", 500), engine=engine, run_dir=tmp_path / "r",
+                                resume=True, **kwargs)
+    assert again.stop_reason.startswith("token budget spent") and engine.requests == []
+    assert again.steps == first.steps
 
 
 def test_the_time_budget_stops_between_iterations(tmp_path):

@@ -1,0 +1,229 @@
+"""Score a program on a problem's visible tests in the sandbox, and give the hidden-test verdict at the end.
+
+score = fraction of visible tests passed; passed = every visible test passes. The loss text lists failing tests first
+(input, expected, got or error). Hidden tests are only counted by `hidden_verdict`: their inputs and outputs never
+appear in any text this module writes.
+"""
+
+from __future__ import annotations
+
+import ast
+import io
+import re
+import tokenize
+from collections import Counter
+from typing import Any
+
+from domains.code.problems import Problem
+from domains.code.sandbox import ExecutionResult, Sandbox, TestResult, shared_sandbox
+from tgdomains.domain import ParseError
+from tgdomains.evaluation import Evaluation
+
+SHOWN_FAILURES = 5  # failing tests listed in the loss text; the rest are counted
+SHOWN_CHARS = 200  # inputs, expected values and outputs are cut to this many characters
+
+_FENCE = re.compile(r"```[ \t]*([\w+-]*)[^\n]*\n(.*?)```", re.S)
+_TAG = re.compile(r"<IMPROVED_VARIABLE>(.*?)</IMPROVED_VARIABLE>", re.S | re.I)
+
+
+def _cut(text: str | None, limit: int = SHOWN_CHARS) -> str:
+    text = "" if text is None else str(text)
+    return text if len(text) <= limit else text[: limit - 20] + f" ... ({len(text)} chars)"
+
+
+def code_lines(code: str) -> int:
+    """Lines that hold code: not blank, not only a comment (docstrings count: they are statements)."""
+    try:
+        tokens = tokenize.generate_tokens(io.StringIO(code).readline)
+        return len({t.start[0] for t in tokens if t.type not in (tokenize.COMMENT, tokenize.NL, tokenize.NEWLINE,
+                                                                  tokenize.INDENT, tokenize.DEDENT,
+                                                                  tokenize.ENDMARKER)})
+    except (tokenize.TokenError, SyntaxError, IndentationError):
+        return sum(1 for line in code.splitlines() if line.strip() and not line.strip().startswith("#"))
+
+
+# ---------------------------------------------------------------- parsing a reply into code
+
+
+def extract_code(reply: str) -> str:
+    """The program in a reply: inside <IMPROVED_VARIABLE> tags and/or a ``` fence, or the bare text."""
+    text = reply or ""
+    tagged = _TAG.findall(text)
+    if tagged:
+        text = tagged[-1]
+    fences = _FENCE.findall(text)
+    if fences:
+        python = [body for lang, body in fences if lang.lower() in ("", "python", "py", "python3")]
+        # Several blocks (e.g. the solution, then a usage example): the one that defines the most functions.
+        text = max(python or [body for _, body in fences], key=lambda body: (body.count("def "), len(body)))
+    else:
+        text = _strip_prose(text)
+    return text.strip("\n").rstrip() + "\n" if text.strip() else ""
+
+
+_CODE_START = re.compile(r"^(def |class |import |from |@)")
+
+
+def _strip_prose(text: str) -> str:
+    """Bare replies often wrap the code in sentences: keep from the first code line to the last line that still
+    leaves valid Python. Text that is not valid Python either way is returned as it was (the parse error says why)."""
+    if _compiles(text):
+        return text
+    lines = text.splitlines()
+    start = next((i for i, line in enumerate(lines) if _CODE_START.match(line)), None)
+    if start is None:
+        return text
+    for end in range(len(lines), start, -1):
+        candidate = "\n".join(lines[start:end])
+        if _compiles(candidate):
+            return candidate
+    return text
+
+
+def _compiles(text: str) -> bool:
+    try:
+        ast.parse(text)
+        return True
+    except SyntaxError:
+        return False
+
+
+def _parameters(function: ast.FunctionDef | ast.AsyncFunctionDef) -> list[str]:
+    args = function.args
+    return [a.arg for a in args.posonlyargs + args.args]
+
+
+def expected_parameters(problem: Problem) -> list[str] | None:
+    """Parameter names of the problem's signature, or None when the signature cannot be read."""
+    signature = problem.signature.strip()
+    if not signature.startswith("def "):
+        signature = "def " + signature
+    try:
+        tree = ast.parse(signature.rstrip(":") + ":\n    pass\n")
+    except SyntaxError:
+        return None
+    function = tree.body[0]
+    return _parameters(function) if isinstance(function, ast.FunctionDef) else None
+
+
+def check_signature(code: str, problem: Problem) -> str:
+    """`code` when it compiles and defines the entry point with the problem's parameters; ParseError otherwise."""
+    if not code.strip():
+        raise ParseError("the reply holds no code")
+    try:
+        tree = ast.parse(code)
+    except SyntaxError as exc:
+        raise ParseError(f"the code does not compile: SyntaxError: {exc.msg} (line {exc.lineno})") from None
+    name = problem.entry_point
+    found = [n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and n.name == name]
+    for cls in (n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "Solution"):
+        for n in cls.body:
+            if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and n.name == name:
+                n = ast.FunctionDef(name=n.name, args=ast.arguments(
+                    posonlyargs=[], args=n.args.args[1:], vararg=None, kwonlyargs=[], kw_defaults=[], kwarg=None,
+                    defaults=[]), body=[], decorator_list=[])  # drop `self`
+                found.append(n)
+    want = expected_parameters(problem)
+    shown = f"{name}({', '.join(want)})" if want is not None else problem.signature
+    if not found:
+        raise ParseError(f"the code does not define the entry point `{name}`; keep the signature `{shown}`")
+    got = _parameters(found[-1])
+    if want is not None and got != want:
+        raise ParseError(f"the code changes the signature to `{name}({', '.join(got)})`; keep `{shown}`")
+    return code
+
+
+def parse_candidate(reply: str, problem: Problem) -> str:
+    """A reply's program, checked to keep the problem's entry point and parameters (ParseError says why not)."""
+    return check_signature(extract_code(reply), problem)
+
+
+# ---------------------------------------------------------------- evaluation
+
+
+def run_tests(code: str, problem: Problem, tests: list, sandbox: Sandbox | None = None) -> ExecutionResult:
+    return (sandbox or shared_sandbox()).run(code, problem.entry_point, tests, atol=problem.atol)
+
+
+def evaluate(code: str, problem: Problem, *, sandbox: Sandbox | None = None) -> Evaluation:
+    """Run `code` on the visible tests of `problem` in the sandbox (never raises for a bad program)."""
+    result = run_tests(code, problem, problem.visible_tests, sandbox)
+    lines = code_lines(code)
+    total = len(problem.visible_tests)
+    details: dict[str, Any] = {"load_status": result.load_status, "load_error": result.load_error,
+                               "tests": [_shown(t) for t in result.tests], "sandbox_s": result.time_s}
+    if not result.loaded:
+        metrics = {"visible_pass_rate": 0.0, "visible_passed": 0, "visible_total": total, "code_lines": lines}
+        return Evaluation(score=0.0, metrics=metrics, passed=False, valid=False,
+                          text=_load_failure_text(result, problem), details=details)
+    passed = result.passed
+    rate = passed / total if total else 0.0
+    metrics = {"visible_pass_rate": rate, "visible_passed": passed, "visible_total": total, "code_lines": lines,
+               "max_test_s": max((t.time_s for t in result.tests), default=0.0)}
+    return Evaluation(score=rate, metrics=metrics, passed=total > 0 and passed == total, valid=True,
+                      text=_loss_text(result, total), details=details)
+
+
+def hidden_verdict(code: str, problem: Problem, *, sandbox: Sandbox | None = None) -> dict[str, Any]:
+    """Counts on the hidden tests (never their contents), plus the visible ones, for the run record."""
+    visible = run_tests(code, problem, problem.visible_tests, sandbox)
+    verdict: dict[str, Any] = {"visible_passed": visible.passed, "visible_total": len(problem.visible_tests),
+                               "visible_pass_rate": visible.passed / len(problem.visible_tests)
+                               if problem.visible_tests else None}
+    hidden = problem.hidden()
+    if not hidden:
+        verdict.update(hidden_passed=0, hidden_total=0, hidden_pass_rate=None,
+                       hidden_note="this problem file has no hidden tests")
+        return verdict
+    result = run_tests(code, problem, hidden, sandbox)
+    verdict.update(hidden_passed=result.passed, hidden_total=len(hidden), hidden_pass_rate=result.passed / len(hidden),
+                   hidden_statuses=dict(Counter(t.status for t in result.tests)) if result.loaded
+                   else {result.load_status: len(hidden)})
+    return verdict
+
+
+def _shown(test: TestResult) -> dict[str, Any]:
+    return {"status": test.status, "call": _cut(test.call), "expected": _cut(test.expected), "got": _cut(test.got),
+            "error": test.error, "traceback": test.traceback, "time_s": test.time_s}
+
+
+def _load_failure_text(result: ExecutionResult, problem: Problem) -> str:
+    status = result.load_status
+    if status == "syntax-error":
+        return f"The code does not compile: {result.load_error}. No test ran."
+    if status == "missing-entry-point":
+        return f"The code runs but defines no function `{problem.entry_point}`. No test ran."
+    if status == "timeout":
+        return f"Running the module's top-level code did not finish ({result.load_error}). No test ran."
+    if status == "memory-exceeded":
+        return f"The module's top-level code ran out of memory ({result.load_error}). No test ran."
+    if status == "sandbox-error":
+        return f"The program could not be run: {result.load_error}."
+    return f"The module's top-level code raised {result.load_error}. No test ran."
+
+
+def _describe(test: TestResult) -> str:
+    head = f"{_cut(test.call)} expected {_cut(test.expected)}"
+    if test.status == "failed":
+        return f"{head}, got {_cut(test.got)}"
+    if test.status == "timeout":
+        return f"{head}, but it timed out: {test.error}"
+    if test.status == "memory-exceeded":
+        return f"{head}, but it ran out of memory: {test.error}"
+    where = f" at {test.traceback.splitlines()[-1]}" if test.traceback else ""
+    return f"{head}, but it raised {_cut(test.error)}{where}"
+
+
+def _loss_text(result: ExecutionResult, total: int) -> str:
+    failing = [t for t in result.tests if t.status != "passed"]
+    if not failing:
+        return f"All {total} visible tests pass."
+    lines = [f"{result.passed} of {total} visible tests pass. Failing:"]
+    lines += [f"- {_describe(t)}" for t in failing[:SHOWN_FAILURES]]
+    if len(failing) > SHOWN_FAILURES:
+        lines.append(f"- ... and {len(failing) - SHOWN_FAILURES} more failing tests")
+    passing = [t for t in result.tests if t.status == "passed"]
+    if passing:
+        lines.append("Passing: " + "; ".join(_cut(t.call, 80) for t in passing[:3])
+                     + (f" and {len(passing) - 3} more" if len(passing) > 3 else ""))
+    return "\n".join(lines)

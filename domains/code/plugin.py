@@ -1,0 +1,150 @@
+"""The code domain as a tgdomains plug-in: problems in, sandboxed test verdicts out."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from domains.code import evaluator
+from domains.code.problems import Problem, find_problem, load_problems
+from tgdomains.domain import ParseError, Start
+from tgdomains.evaluation import Evaluation
+
+if TYPE_CHECKING:
+    from tgdomains.engines.base import Engine
+
+
+class CodeDomain:
+    """Refine a Python function until it passes the visible tests; the hidden tests give the final verdict."""
+
+    name = "code"
+    objectives = {"visible_pass_rate": "max", "code_lines": "min"}
+    default_iterations = 5  # the TextGrad paper's code experiment: up to 5 updates
+
+    def add_arguments(self, parser: argparse.ArgumentParser, *, batch: bool = False) -> None:
+        g = parser.add_argument_group("code domain")
+        g.add_argument("--problems", metavar="FILE", help="problem file: ours (.json/.jsonl), TextGrad's or "
+                       "Reflexion's LeetCode-Hard .jsonl, or HumanEvalPlus.jsonl.gz (default: the shipped hard set)")
+        if batch:
+            g.add_argument("--task-ids", metavar="ID,ID", help="only these problems (default: all in the file)")
+        else:
+            g.add_argument("--task-id", metavar="ID", help="the problem to solve (needed when the file has several)")
+            g.add_argument("--candidate", metavar="FILE.py", help="a program to evaluate, or to start from")
+
+    def load(self, args: dict[str, Any]) -> Problem:
+        problems = load_problems(args.get("problems"))
+        task_id = args.get("task_id")
+        if task_id is None:
+            if len(problems) != 1:
+                raise ValueError(f"--task-id is needed: the file holds {len(problems)} problems "
+                                 f"(e.g. {', '.join(p.id for p in problems[:3])})")
+            problem = problems[0]
+        else:
+            problem = find_problem(problems, task_id)
+        if args.get("candidate"):
+            problem.starting_code = self.candidate_from_args(args, problem)
+        return problem
+
+    def load_many(self, args: dict[str, Any]) -> list[Problem]:
+        problems = load_problems(args.get("problems"))
+        wanted = args.get("task_ids")
+        if wanted:
+            ids = [w.strip() for w in wanted.split(",")] if isinstance(wanted, str) else list(wanted)
+            problems = [find_problem(problems, i) for i in ids if i]
+        return problems
+
+    def candidate_from_args(self, args: dict[str, Any], problem: Problem) -> str:
+        path = args.get("candidate")
+        if not path:
+            if problem.starting_code:
+                return problem.starting_code
+            raise ValueError("give the program to evaluate with --candidate FILE.py")
+        file = Path(path)
+        if not file.is_file():
+            raise FileNotFoundError(f"--candidate {path}: no such file")
+        return file.read_text()
+
+    def context(self, problem: Problem) -> str:
+        examples = "\n".join(f"assert {t.call} == {t.expected}" for t in problem.visible_tests)
+        return (f"{problem.statement.strip()}\n\nWrite a Python function with the signature `{problem.signature}` "
+                f"(standard library only; `from typing import *` is already done).\n"
+                f"Visible tests:\n{examples}")
+
+    def role_description(self, problem: Problem) -> str:
+        return (f"complete Python program defining `{problem.entry_point}` that solves the task correctly and "
+                "efficiently for every valid input, not only the visible tests")
+
+    def constraints(self, problem: Problem) -> list[str]:
+        return [f"Keep the signature `{problem.signature}`: the tests call `{problem.entry_point}` by that name "
+                "with those parameters.",
+                "Give the whole program (imports, helpers and the function), as plain Python code."]
+
+    def initial(self, problem: Problem, engine: Engine | None = None) -> Start:
+        role, constraints = self.role_description(problem), self.constraints(problem)
+        if problem.starting_code is not None:
+            return Start(problem.starting_code, role, constraints)
+        if engine is None:
+            raise ValueError(f"problem {problem.id!r} has no starting code: give --candidate FILE.py or an engine "
+                             "for a zero-shot first solution")
+        return Start(zero_shot_solution(self, problem, engine), role, constraints)
+
+    def parse(self, raw_text: str, problem: Problem) -> str:
+        return evaluator.parse_candidate(raw_text, problem)
+
+    def evaluate(self, value: str, problem: Problem) -> Evaluation:
+        return evaluator.evaluate(value, problem)
+
+    def finalize(self, value: str, problem: Problem) -> dict[str, Any]:
+        return evaluator.hidden_verdict(value, problem)
+
+    def baselines(self) -> dict[str, Callable[..., Any]]:
+        from domains.code import baselines
+
+        return {"zero-shot": baselines.zero_shot, "reflexion": baselines.reflexion}
+
+    def report(self, run_dir: str, out_dir: str) -> list[str]:
+        """A plot of the visible pass rate and program length over the iterations of one run."""
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        steps = [json.loads(line) for line in Path(run_dir, "steps.jsonl").read_text().splitlines() if line.strip()]
+        if not steps:
+            return []
+        its = [s["iteration"] for s in steps]
+        metrics = [s["evaluation"].get("metrics", {}) for s in steps]
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+        ax.plot(its, [m.get("visible_pass_rate") or 0.0 for m in metrics], "o-", label="visible pass rate")
+        ax.set_xlabel("iteration")
+        ax.set_ylabel("visible pass rate")
+        ax.set_ylim(-0.05, 1.05)
+        lines = ax.twinx()
+        lines.plot(its, [m.get("code_lines") or 0 for m in metrics], "s--", color="tab:gray", label="code lines")
+        lines.set_ylabel("code lines")
+        fig.legend(loc="lower right")
+        fig.tight_layout()
+        Path(out_dir).mkdir(parents=True, exist_ok=True)
+        path = str(Path(out_dir) / "code_progress.png")
+        fig.savefig(path, dpi=120)
+        plt.close(fig)
+        return [path]
+
+
+def zero_shot_solution(domain: CodeDomain, problem: Problem, engine: Engine, *, temperature: float = 0.0,
+                       seed: int | None = None) -> str:
+    """One LLM call for a first program; a reply whose code is unusable still yields what it holds (the evaluator
+    then says what is wrong), and a reply with no code at all yields the bare signature."""
+    from tgdomains import prompts
+
+    messages = prompts.solve_messages(domain.context(problem), domain.role_description(problem),
+                                      domain.constraints(problem))
+    reply = engine.generate(messages, temperature=temperature, seed=seed).text
+    try:
+        return evaluator.parse_candidate(reply, problem)
+    except ParseError:
+        code = evaluator.extract_code(reply)
+        return code if code.strip() else f"{problem.signature.rstrip(':')}:\n    pass\n"

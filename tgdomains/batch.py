@@ -115,8 +115,9 @@ def summarize(domain_name: str, ids: list[str], results: list[RunResult | Except
     for key in sorted({k for r in done for k, v in r["final"].items() if isinstance(v, (int, float))}):
         values = [r["final"][key] for r in done if isinstance(r["final"].get(key), (int, float))]
         overall[f"mean_{key}"] = sum(values) / len(values)
-        if key.endswith("_rate"):
-            overall[f"{key[:-5]}_completion_rate"] = sum(v == 1.0 for v in values) / len(rows)
+        if key.endswith("_rate"):  # hidden_pass_rate -> hidden_completion_rate: problems fully solved
+            name = key.removesuffix("_rate").removesuffix("_pass")
+            overall[f"{name}_completion_rate"] = sum(v == 1.0 for v in values) / len(rows)
     return {"domain": domain_name, "overall": overall, "instances": rows}
 
 

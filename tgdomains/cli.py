@@ -15,7 +15,7 @@ from typing import Any
 CORE_KEYS = {"command", "domain", "iterations", "momentum", "one_call", "accept_only_improvements", "seed",
              "temperature", "max_tokens", "run_dir", "resume", "engine", "model", "base_url", "model_path",
              "no_cache", "cache_path", "record", "replay", "token_budget", "cost_budget", "time_budget",
-             "population", "proposals", "merge", "quiet", "json", "workers", "ray_address", "out", "price",
+             "population", "proposals", "merge", "evaluation_budget", "llm_call_budget", "quiet", "json", "workers", "ray_address", "out", "price",
              "baseline"}
 
 
@@ -101,6 +101,9 @@ def _add_run_arguments(p: argparse.ArgumentParser, batch: bool) -> None:
     g.add_argument("--token-budget", type=int, help="stop before the run spends more tokens than this")
     g.add_argument("--cost-budget", type=float, help="stop before the run spends more USD than this")
     g.add_argument("--time-budget", type=float, help="wall-clock seconds; checked between steps")
+    g.add_argument("--llm-call-budget", type=int, help="stop before the run makes more LLM requests than this")
+    g.add_argument("--evaluation-budget", type=int,
+                   help="stop after this many distinct candidates were evaluated (the initial one included)")
     g.add_argument("--population", type=int, default=1, help="candidates kept per iteration (1 = single chain)")
     g.add_argument("--proposals", type=int, default=1, help="children proposed per parent per iteration")
     g.add_argument("--merge", action="store_true", help="with --population: also propose merges of two parents")
@@ -152,7 +155,8 @@ def _run_kwargs(args: argparse.Namespace, domain) -> dict[str, Any]:
                                   accept_only_improvements=args.accept_only_improvements,
                                   temperature=args.temperature, max_tokens=args.max_tokens,
                                   token_budget=args.token_budget, cost_budget=args.cost_budget,
-                                  time_budget_s=args.time_budget)
+                                  time_budget_s=args.time_budget, evaluation_budget=args.evaluation_budget,
+                                  llm_call_budget=args.llm_call_budget)
     kwargs["iterations"] = args.iterations or getattr(domain, "default_iterations", 10)
     if args.population > 1 or args.proposals > 1:
         kwargs.update(population=args.population, proposals=args.proposals, merge=args.merge)
@@ -174,15 +178,20 @@ def cmd_optimize(args: argparse.Namespace) -> int:
 
     domain = get_domain(args.domain)
     instance_args = _domain_args(args)
+    kwargs = _run_kwargs(args, domain)
     if args.resume:
         run_json = Path(args.resume) / "run.json"
         if not run_json.exists():
             raise FileNotFoundError(f"--resume {args.resume}: no run.json there")
-        instance_args = {**instance_args, **json.loads(run_json.read_text()).get("meta", {}).get("instance_args", {})}
+        recorded = json.loads(run_json.read_text())
+        instance_args = {**instance_args, **recorded.get("meta", {}).get("instance_args", {})}
+        # A population run continues as one, with the family settings it was started with.
+        config = recorded.get("config", {})
+        if "population" in config and "population" not in kwargs:
+            kwargs.update({k: config[k] for k in ("population", "proposals", "merge") if k in config})
     instance = domain.load(instance_args)
     engine, reason = build_engine(args)
     _say(args, f"engine: {reason}")
-    kwargs = _run_kwargs(args, domain)
     result = _optimizer(kwargs)(domain, instance, engine=engine, run_dir=args.resume or args.run_dir,
                                 resume=bool(args.resume), progress=not args.quiet,
                                 meta={"instance_args": _jsonable(instance_args)}, **kwargs)

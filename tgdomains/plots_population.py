@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from tgdomains import pareto
-from tgdomains.runner import _rank
+from tgdomains.runner import rank_key
 
 
 def _distinct(steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -71,7 +71,7 @@ def plot_front(steps: list[dict[str, Any]], objectives: Mapping[str, str], path:
         if front:
             ax.scatter(*zip(*front, strict=True), s=110, facecolors="none", edgecolors="tab:red", linewidths=1.8,
                        zorder=3, label=f"Pareto front ({len(front)})")
-        best = max(valid, key=_rank)
+        best = max(valid, key=rank_key)
         ax.plot(xs[valid.index(best)], ys[valid.index(best)], "*", color="gold", markersize=18,
                 markeredgecolor="k", zorder=4, label=f"best #{best.get('id', '?')}")
     invalid = len(candidates) - len(valid)
@@ -93,7 +93,7 @@ def lineage(steps: list[dict[str, Any]], leaf: dict[str, Any] | None = None) -> 
     candidates = _distinct(steps)
     if not candidates:
         return []
-    node = leaf if leaf is not None else max(candidates, key=_rank)
+    node = leaf if leaf is not None else max(candidates, key=rank_key)
     by_id = {s.get("id", i): s for i, s in enumerate(steps)}
     chain = [node]
     while node.get("parent") is not None and node["parent"] in by_id and len(chain) <= len(steps):

@@ -40,15 +40,15 @@ from tgdomains.records import RunRecord
 from tgdomains.runner import (
     RunConfig,
     RunResult,
-    _canonical,
-    _evaluate_step,
-    _evaluation,
-    _finite,
-    _fmt,
-    _printer,
-    _rank,
-    _total_usage,
+    canonical_or_raw,
     default_run_dir,
+    evaluate_step,
+    evaluation_of,
+    finite_or_none,
+    format_score,
+    printer,
+    rank_key,
+    total_usage,
 )
 from tgdomains.variable import Variable
 
@@ -121,7 +121,7 @@ def optimize_population(domain: Domain, instance: Any, *, engine: Engine, popula
     """
     cfg = RunConfig(**config)
     pop = PopulationConfig(population, proposals, merge, evaluation_budget).check()
-    say = _printer(progress)
+    say = printer(progress)
     instance_id = str(getattr(instance, "id", "instance"))
     record = RunRecord(run_dir or default_run_dir(domain.name, instance_id))
     steps = record.read_steps() if record.exists() else []
@@ -129,15 +129,12 @@ def optimize_population(domain: Domain, instance: Any, *, engine: Engine, popula
         raise FileExistsError(f"{record.dir} already holds a run; pass resume=True (--resume) to continue it, "
                               "or choose another run directory")
     objectives = pareto.with_score(getattr(domain, "objectives", None) or {})
-    run_engine = RunEngine(engine, cfg.token_budget, cfg.cost_budget)
+    run_engine = RunEngine(engine, cfg.token_budget, cfg.cost_budget, cfg.llm_call_budget)
     score_candidate = evaluate or (lambda value: domain.evaluate(value, instance))
     started = time.monotonic()
 
     if steps:  # a resumed run has already spent part of its budget
-        spent = _total_usage(steps)
-        run_engine.usage.prompt_tokens = int(spent["prompt_tokens"])
-        run_engine.usage.completion_tokens = int(spent["completion_tokens"])
-        run_engine.usage.cost_usd = float(spent["cost_usd"])
+        run_engine.restore(total_usage(steps))
         run_json = record.read_config()
         setup = _Setup(run_json["role_description"], run_json["constraints"], run_json["examples"],
                        domain.context(instance))
@@ -149,7 +146,7 @@ def optimize_population(domain: Domain, instance: Any, *, engine: Engine, popula
         say(f"resuming {record.dir}: {len(steps)} complete steps, iteration {steps[-1]['iteration']}")
     else:
         start = domain.initial(instance, run_engine)
-        value = start.value if initial_value is None else _canonical(domain, initial_value, instance)
+        value = start.value if initial_value is None else canonical_or_raw(domain, initial_value, instance)
         setup = _Setup(start.role_description, start.constraints + list(constraints or []),
                        start.examples + list(examples or []), domain.context(instance))
         record.write_config({
@@ -160,7 +157,7 @@ def optimize_population(domain: Domain, instance: Any, *, engine: Engine, popula
             "versions": {"tgdomains": __version__, "python": platform.python_version(), "prompts": prompts.VERSIONS},
             "started": datetime.now(timezone.utc).isoformat(), "meta": meta or {},
         })
-        first = _evaluate_step(0, value, None, "", "initial", "", score_candidate, run_engine, {})
+        first = evaluate_step(0, value, None, "", "initial", "", score_candidate, run_engine, {})
         _commit(record, steps, first, None)
         say(_line(first, cfg.iterations))
 
@@ -173,7 +170,7 @@ def optimize_population(domain: Domain, instance: Any, *, engine: Engine, popula
     try:
         while True:
             candidates = [s for s in steps if s.get("duplicate_of") is None]
-            best = max(candidates, key=_rank)
+            best = max(candidates, key=rank_key)
             iteration = steps[-1]["iteration"] + 1
             evaluations = len(candidates)
             stop_reason = _stop_reason(best, iteration, evaluations, started, cfg, pop, run_engine)
@@ -195,24 +192,24 @@ def optimize_population(domain: Domain, instance: Any, *, engine: Engine, popula
         eval_pool.shutdown(wait=True, cancel_futures=True)
 
     candidates = [s for s in steps if s.get("duplicate_of") is None]
-    best = max(candidates, key=_rank)
+    best = max(candidates, key=rank_key)
     front = [candidates[i]["id"] for i in pareto.pareto_front([c["evaluation"] for c in candidates], objectives)]
     final = {}
     try:
         final = domain.finalize(best["value"], instance) or {}
     except Exception as exc:  # a failing extra verdict must not lose the run
         final = {"error": f"{type(exc).__name__}: {exc}"}
-    usage = _total_usage(steps)
+    usage = total_usage(steps)
     usage["evaluations"] = len(candidates)  # duplicates, unchanged and failed children reuse an evaluation
     record.write_best({"id": best["id"], "iteration": best["iteration"], "value": best["value"],
                        "evaluation": best["evaluation"], "final": final, "stop_reason": stop_reason, "usage": usage,
                        "front": front, "wall_s": round(time.monotonic() - started, 3)})
     say(f"stopped: {stop_reason}; best #{best['id']} (iteration {best['iteration']}) "
-        f"score={_fmt(best['evaluation']['score'])} passed={best['evaluation']['passed']}; front {front}; "
+        f"score={format_score(best['evaluation']['score'])} passed={best['evaluation']['passed']}; front {front}; "
         f"{usage['evaluations']} evaluations, {usage['llm_calls']} LLM calls, {usage['cache_hits']} cache hits, "
         f"{usage['prompt_tokens'] + usage['completion_tokens']} tokens, ${usage['cost_usd']:.4f}, "
         f"evaluator {usage['eval_s']:.1f} s; unusable replies {usage['unusable_replies']}; run dir {record.dir}")
-    return RunResult(best["value"], _evaluation(best), steps, record.dir, final, usage, stop_reason)
+    return RunResult(best["value"], evaluation_of(best), steps, record.dir, final, usage, stop_reason)
 
 
 # -- one iteration --------------------------------------------------------------------------------------------
@@ -254,7 +251,7 @@ def _plan_slots(parents: list[dict], pop: PopulationConfig, cfg: RunConfig, iter
                    RunEngine(run_engine))
              for p, parent in enumerate(parents) for j in range(pop.proposals)]
     if pop.merge and len(parents) > 1:  # the best parent, shown another front member's strengths
-        primary = max(parents, key=_rank)
+        primary = max(parents, key=rank_key)
         other = rng.choice([p for p in parents if p is not primary])
         slots.append(_Slot(len(slots), primary, base + len(slots), RunEngine(run_engine), merge_with=other))
     return slots
@@ -280,7 +277,7 @@ def _propose(slots: list[_Slot], setup: _Setup, steps: list[dict], cfg: RunConfi
 def _feedback(parent: dict, meter: RunEngine, seed: int, setup: _Setup) -> str | None:
     """The parent's feedback from its own evaluation; None when the LLM budget is spent before the call."""
     x = Variable(parent["value"], setup.role, requires_grad=True)
-    ev = _evaluation(parent)
+    ev = evaluation_of(parent)
     try:
         evaluation_loss(x, ev, setup.context).backward(meter, seed=seed)
     except BudgetExceeded:
@@ -311,8 +308,8 @@ def _step(slot: _Slot, feedback: str | None, setup: _Setup, steps: list[dict], c
         opt.remember(x, attempt)
     if not cfg.one_call:
         x.gradients = [feedback]
-    ev = _evaluation(parent)
-    opt.step(score=_finite(ev.score), evaluation_text=ev.text)
+    ev = evaluation_of(parent)
+    opt.step(score=finite_or_none(ev.score), evaluation_text=ev.text)
     report = opt.report(x)
     slot.value, slot.feedback, slot.problem = x.value, report.feedback, report.problem
     slot.status = "unchanged" if report.status == "updated" and x.value == parent["value"] else report.status
@@ -320,7 +317,7 @@ def _step(slot: _Slot, feedback: str | None, setup: _Setup, steps: list[dict], c
 
 def _merge_example(other: dict) -> str:
     ev = other["evaluation"]
-    return (f"Another candidate (#{other['id']}, score {_fmt(ev['score'])}) to take strengths from:\n"
+    return (f"Another candidate (#{other['id']}, score {format_score(ev['score'])}) to take strengths from:\n"
             f"{other['value']}\nIts evaluation:\n{ev['text'].strip()[:1500]}")
 
 
@@ -352,7 +349,7 @@ def _evaluate_and_commit(slots: list[_Slot], iteration: int, steps: list[dict], 
         fresh = slot.value not in seen and slot.value not in pending
         if fresh:
             pending[slot.value] = slot.index
-            futures.append(pool.submit(_evaluate_step, iteration, slot.value, slot.parent["id"], slot.feedback,
+            futures.append(pool.submit(evaluate_step, iteration, slot.value, slot.parent["id"], slot.feedback,
                                        slot.status, slot.problem, score_candidate, slot.meter, {}, None, t0))
         else:
             futures.append(None)
@@ -361,7 +358,7 @@ def _evaluate_and_commit(slots: list[_Slot], iteration: int, steps: list[dict], 
             step, original = future.result(), None
         else:  # seen before, or proposed by an earlier slot of this iteration (already committed: lower index)
             original = seen[slot.value]
-            step = _evaluate_step(iteration, slot.value, slot.parent["id"], slot.feedback, slot.status,
+            step = evaluate_step(iteration, slot.value, slot.parent["id"], slot.feedback, slot.status,
                                   slot.problem, score_candidate, slot.meter, {}, original, t0)
         if slot.merge_with is not None:
             step["merge_with"] = slot.merge_with["id"]
@@ -385,7 +382,7 @@ def _line(step: dict, iterations: int) -> str:
         origin += f" + #{step['merge_with']}"
     extra = f" [{step['status']}{': ' + step['problem'][:80] if step['problem'] else ''}]" \
         if step["status"] not in ("updated", "initial") else ""
-    return (f"iter {step['iteration']}/{iterations} #{step['id']}{origin} score={_fmt(ev['score'])} "
+    return (f"iter {step['iteration']}/{iterations} #{step['id']}{origin} score={format_score(ev['score'])} "
             f"passed={ev['passed']}{extra} | {first}")
 
 

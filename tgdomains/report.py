@@ -21,7 +21,7 @@ def write_report(run_dir: str | Path, out_dir: str | Path | None = None) -> list
     if "population" in run.get("config", {}):
         from tgdomains.plots_population import plot_front, plot_lineage
 
-        objectives = _objectives(run["domain"])
+        objectives = run.get("objectives") or _objectives(run["domain"])
         if objectives:
             figures.append(Path(plot_front(steps, objectives, out / "front.png") or out / "front.png"))
         figures.append(Path(plot_lineage(steps, out / "lineage.png") or out / "lineage.png"))

@@ -39,6 +39,8 @@ class RunConfig:
     token_budget: int | None = None
     cost_budget: float | None = None
     time_budget_s: float | None = None
+    evaluation_budget: int | None = None  # distinct candidates evaluated, the initial one included
+    llm_call_budget: int | None = None  # every request counts: feedback, steps, repairs (cache hits too)
 
 
 @dataclass
@@ -75,23 +77,20 @@ def optimize(domain: Domain, instance: Any, *, engine: Engine, run_dir: str | Pa
     the run directory).
     """
     cfg = RunConfig(**config)
-    say = _printer(progress)
+    say = printer(progress)
     instance_id = str(getattr(instance, "id", "instance"))
     record = RunRecord(run_dir or default_run_dir(domain.name, instance_id))
     steps = record.read_steps() if record.exists() else []
     if steps and not resume:
         raise FileExistsError(f"{record.dir} already holds a run; pass resume=True (--resume) to continue it, "
                               "or choose another run directory")
-    run_engine = RunEngine(engine, cfg.token_budget, cfg.cost_budget)
+    run_engine = RunEngine(engine, cfg.token_budget, cfg.cost_budget, cfg.llm_call_budget)
     score_candidate = evaluate or (lambda value: domain.evaluate(value, instance))
     context = domain.context(instance)
     started = time.monotonic()
 
     if steps:  # a resumed run has already spent part of its budget
-        spent = _total_usage(steps)
-        run_engine.usage.prompt_tokens = int(spent["prompt_tokens"])
-        run_engine.usage.completion_tokens = int(spent["completion_tokens"])
-        run_engine.usage.cost_usd = float(spent["cost_usd"])
+        run_engine.restore(total_usage(steps))
         run_json = record.read_config()
         start_role = run_json["role_description"]
         all_constraints = run_json["constraints"]
@@ -99,7 +98,7 @@ def optimize(domain: Domain, instance: Any, *, engine: Engine, run_dir: str | Pa
         say(f"resuming {record.dir}: {len(steps)} complete steps")
     else:
         start = domain.initial(instance, run_engine)
-        value = start.value if initial_value is None else _canonical(domain, initial_value, instance)
+        value = start.value if initial_value is None else canonical_or_raw(domain, initial_value, instance)
         start_role = start.role_description
         all_constraints = start.constraints + list(constraints or [])
         all_examples = start.examples + list(examples or [])
@@ -110,7 +109,7 @@ def optimize(domain: Domain, instance: Any, *, engine: Engine, run_dir: str | Pa
             "versions": {"tgdomains": __version__, "python": platform.python_version(), "prompts": prompts.VERSIONS},
             "started": datetime.now(timezone.utc).isoformat(), "meta": meta or {},
         })
-        steps.append(_evaluate_step(0, value, None, "", "initial", "", score_candidate, run_engine, {}))
+        steps.append(evaluate_step(0, value, None, "", "initial", "", score_candidate, run_engine, {}))
         record.append_step(steps[0])
         say(_line(steps[0], cfg.iterations))
 
@@ -121,14 +120,16 @@ def optimize(domain: Domain, instance: Any, *, engine: Engine, run_dir: str | Pa
     for step in steps[1:]:  # momentum as it was before the kill
         parent = steps[step["parent"]]
         opt.remember(x, Attempt(parent["value"], parent["evaluation"]["score"], step["feedback"]))
-    seen = {s["value"]: s for s in steps}
+    seen: dict[str, dict] = {}
+    for s in steps:  # the first step with a value is the one later duplicates point to, resumed or not
+        seen.setdefault(s["value"], s)
     current = _current(steps, cfg)
     stop_reason = ""
     unrecorded: dict[str, float] = {}  # calls of an iteration that a spent budget cut short (no step holds them)
 
     while True:
-        best = max(steps, key=_rank)
-        if _evaluation(best).passed:
+        best = max(steps, key=rank_key)
+        if evaluation_of(best).passed:
             stop_reason = "passed"
             break
         iteration = steps[-1]["iteration"] + 1
@@ -141,12 +142,15 @@ def optimize(domain: Domain, instance: Any, *, engine: Engine, run_dir: str | Pa
         if run_engine.exhausted():
             stop_reason = run_engine.exhausted() or ""
             break
+        if cfg.evaluation_budget is not None and total_usage(steps)["evaluations"] >= cfg.evaluation_budget:
+            stop_reason = f"evaluation budget ({cfg.evaluation_budget}) reached"
+            break
         before = run_engine.usage.snapshot()
         t0 = time.monotonic()
         x.value = current["value"]
         opt.zero_grad()
         opt.seed = cfg.seed * 100_003 + iteration  # every iteration its own seed: replays and caches stay exact
-        ev = _evaluation(current)
+        ev = evaluation_of(current)
         try:
             if not cfg.one_call:
                 evaluation_loss(x, ev, context).backward(run_engine, seed=opt.seed)
@@ -156,7 +160,7 @@ def optimize(domain: Domain, instance: Any, *, engine: Engine, run_dir: str | Pa
             break
         except Exception as exc:  # the endpoint died during backward: step with no feedback rather than crash
             x.gradients = [f"(no feedback: {type(exc).__name__}: {exc}) Evaluation:\n{ev.text}"]
-        opt.step(score=_finite(ev.score), evaluation_text=ev.text)
+        opt.step(score=finite_or_none(ev.score), evaluation_text=ev.text)
         report = opt.report(x)
         if report.status == "failed" and run_engine.exhausted():
             stop_reason = run_engine.exhausted() or ""
@@ -164,9 +168,9 @@ def optimize(domain: Domain, instance: Any, *, engine: Engine, run_dir: str | Pa
             break
         value = x.value
         status = report.status if report.status != "updated" or value != current["value"] else "unchanged"
-        step = _evaluate_step(iteration, value, current["iteration"], report.feedback, status, report.problem,
+        step = evaluate_step(iteration, value, current["iteration"], report.feedback, status, report.problem,
                               score_candidate, run_engine, before, seen.get(value), t0)
-        if cfg.accept_only_improvements and not _evaluation(step).better_than(ev) and step["status"] != "initial":
+        if cfg.accept_only_improvements and not evaluation_of(step).better_than(ev) and step["status"] != "initial":
             step["rejected"] = True
         steps.append(step)
         seen.setdefault(value, step)
@@ -174,29 +178,29 @@ def optimize(domain: Domain, instance: Any, *, engine: Engine, run_dir: str | Pa
         say(_line(step, cfg.iterations))
         current = _current(steps, cfg)
 
-    best = max(steps, key=_rank)
+    best = max(steps, key=rank_key)
     final = {}
     try:
         final = domain.finalize(best["value"], instance) or {}
     except Exception as exc:  # a failing extra verdict must not lose the run
         final = {"error": f"{type(exc).__name__}: {exc}"}
-    usage = _total_usage(steps)
+    usage = total_usage(steps)
     for k, v in unrecorded.items():
         usage[k] = round(usage[k] + v, 6) if k == "cost_usd" else usage[k] + v
     record.write_best({"iteration": best["iteration"], "value": best["value"], "evaluation": best["evaluation"],
                        "final": final, "stop_reason": stop_reason, "usage": usage,
                        "wall_s": round(time.monotonic() - started, 3)})
-    say(f"stopped: {stop_reason}; best at iteration {best['iteration']} score={_fmt(best['evaluation']['score'])} "
+    say(f"stopped: {stop_reason}; best at iteration {best['iteration']} score={format_score(best['evaluation']['score'])} "
         f"passed={best['evaluation']['passed']}; {usage['llm_calls']} LLM calls, {usage['cache_hits']} cache hits, "
         f"{usage['prompt_tokens'] + usage['completion_tokens']} tokens, ${usage['cost_usd']:.4f}, "
         f"evaluator {usage['eval_s']:.1f} s; unusable replies {usage['unusable_replies']}; run dir {record.dir}")
-    return RunResult(best["value"], _evaluation(best), steps, record.dir, final, usage, stop_reason)
+    return RunResult(best["value"], evaluation_of(best), steps, record.dir, final, usage, stop_reason)
 
 
 # -- helpers --------------------------------------------------------------------------------------------------
 
 
-def _canonical(domain: Domain, value: str, instance: Any) -> str:
+def canonical_or_raw(domain: Domain, value: str, instance: Any) -> str:
     """A user's starting value, canonicalised when the domain can; kept raw (and scored invalid) when not."""
     try:
         return domain.parse(value, instance)
@@ -204,12 +208,14 @@ def _canonical(domain: Domain, value: str, instance: Any) -> str:
         return value
 
 
-def _evaluate_step(iteration: int, value: str, parent: int | None, feedback: str, status: str, problem: str,
+def evaluate_step(iteration: int, value: str, parent: int | None, feedback: str, status: str, problem: str,
                    score_candidate: Callable[[str], Evaluation], engine: RunEngine, usage_before: dict,
                    duplicate_of: dict | None = None, t0: float | None = None) -> dict[str, Any]:
     eval_t0 = time.monotonic()
+    duplicate_id = None
     if duplicate_of is not None:  # the same candidate is never scored twice
         evaluation = duplicate_of["evaluation"]
+        duplicate_id = duplicate_of.get("id", duplicate_of["iteration"])
         status = "duplicate" if status == "updated" else status
     else:
         try:
@@ -219,8 +225,8 @@ def _evaluate_step(iteration: int, value: str, parent: int | None, feedback: str
     eval_s = time.monotonic() - eval_t0
     after = engine.usage.snapshot()
     return {
-        "iteration": iteration, "parent": parent, "value": value, "evaluation": evaluation, "feedback": feedback,
-        "status": status, "problem": problem,
+        "id": iteration, "iteration": iteration, "parent": parent, "duplicate_of": duplicate_id, "value": value,
+        "evaluation": evaluation, "feedback": feedback, "status": status, "problem": problem,
         "usage": {k: after[k] - usage_before.get(k, 0) for k in after},
         "eval_s": round(eval_s, 4), "step_s": round(time.monotonic() - (t0 or eval_t0), 4),
     }
@@ -230,11 +236,11 @@ def _delta(after: dict, before: dict) -> dict:
     return {k: after[k] - before.get(k, 0) for k in after}
 
 
-def _evaluation(step: dict) -> Evaluation:
+def evaluation_of(step: dict) -> Evaluation:
     return Evaluation.from_dict(step["evaluation"])
 
 
-def _rank(step: dict) -> tuple:
+def rank_key(step: dict) -> tuple:
     ev = step["evaluation"]
     score = ev["score"] if ev["score"] is not None else -math.inf
     return (bool(ev["passed"]), score, -step["iteration"])  # ties: the earliest
@@ -243,26 +249,27 @@ def _rank(step: dict) -> tuple:
 def _current(steps: list[dict], cfg: RunConfig) -> dict:
     """The candidate the next iteration improves: the last one, or the best when the gate rejects worse ones."""
     if cfg.accept_only_improvements:
-        return max(steps, key=_rank)
+        return max(steps, key=rank_key)
     return steps[-1]
 
 
-def _finite(x: float) -> float | None:
+def finite_or_none(x: float) -> float | None:
     return x if math.isfinite(x) else None
 
 
-def _total_usage(steps: list[dict]) -> dict[str, float]:
+def total_usage(steps: list[dict]) -> dict[str, float]:
     keys = ["llm_calls", "cache_hits", "prompt_tokens", "completion_tokens", "cost_usd", "llm_failures"]
     total = {k: sum(s.get("usage", {}).get(k, 0) for s in steps) for k in keys}
     total["cost_usd"] = round(total["cost_usd"], 6)
     total["eval_s"] = round(sum(s.get("eval_s", 0.0) for s in steps), 3)
-    total["evaluations"] = sum(1 for s in steps if s["status"] != "duplicate")
+    # A step that reuses an earlier candidate's evaluation (duplicate, unchanged, failed) is no evaluation.
+    total["evaluations"] = sum(1 for s in steps if s.get("duplicate_of") is None and s["status"] != "duplicate")
     total["unusable_replies"] = sum(1 for s in steps if s["status"] in ("failed", "repaired"))
     total["iterations"] = max(s["iteration"] for s in steps)
     return total
 
 
-def _fmt(x: float | None) -> str:
+def format_score(x: float | None) -> str:
     return "invalid" if x is None else f"{x:.4g}"
 
 
@@ -271,11 +278,11 @@ def _line(step: dict, iterations: int) -> str:
     first = ev["text"].strip().splitlines()[0][:90] if ev["text"].strip() else ""
     extra = f" [{step['status']}{': ' + step['problem'][:80] if step['problem'] else ''}]" \
         if step["status"] not in ("updated", "initial") else ""
-    return (f"iter {step['iteration']}/{iterations} score={_fmt(ev['score'])} passed={ev['passed']}"
+    return (f"iter {step['iteration']}/{iterations} score={format_score(ev['score'])} passed={ev['passed']}"
             f"{extra} | {first}")
 
 
-def _printer(progress: bool | Callable[[str], None]) -> Callable[[str], None]:
+def printer(progress: bool | Callable[[str], None]) -> Callable[[str], None]:
     if callable(progress):
         return progress
     if not progress:

@@ -97,3 +97,18 @@ def test_a_recorded_run_replays_identically(tmp_path):
                         seed=3, **_quiet())
     assert [s["value"] for s in replayed.steps] == [s["value"] for s in recorded.steps] == ["1 + 1", "3 * 7", "3 * 8"]
     assert [s["feedback"] for s in replayed.steps] == [s["feedback"] for s in recorded.steps]
+
+
+def test_llm_call_budget_counts_repairs_too(tmp_path):
+    engine = ScriptedEngine(["fb", "no tags", tagged("3 * 5"), "fb", tagged("4 * 6")])
+    result = optimize(ArithmeticDomain(), Target("t", 24), engine=engine, run_dir=tmp_path / "r", iterations=10,
+                      llm_call_budget=3, **_quiet())
+    assert len(engine.requests) == 3 and result.usage["llm_calls"] == 3
+    assert result.stop_reason.startswith("LLM call budget spent") and result.best_value == "3 * 5"
+
+
+def test_evaluation_budget_stops_the_chain(tmp_path):
+    engine = ScriptedEngine(["fb", tagged("2 * 5"), "fb", tagged("3 * 5"), "fb", tagged("4 * 6")])
+    result = optimize(ArithmeticDomain(), Target("t", 24), engine=engine, run_dir=tmp_path / "r",
+                      evaluation_budget=2, **_quiet())
+    assert result.usage["evaluations"] == 2 and result.stop_reason == "evaluation budget (2) reached"

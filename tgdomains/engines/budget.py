@@ -15,17 +15,28 @@ class RunEngine(BaseEngine):
     The check happens before each call, so a budget is overshot by at most the one call that crossed it.
     """
 
-    def __init__(self, engine: Engine, token_budget: int | None = None, cost_budget: float | None = None) -> None:
+    def __init__(self, engine: Engine, token_budget: int | None = None, cost_budget: float | None = None,
+                 call_budget: int | None = None) -> None:
         super().__init__()
         self.engine = engine
         self.model = engine.model
         self.token_budget = token_budget
         self.cost_budget = cost_budget
+        self.call_budget = call_budget
+
+    def restore(self, spent: dict[str, float]) -> None:
+        """Count what a resumed run already spent (its steps' usage), so its budgets do not start again."""
+        u = self.usage
+        u.calls, u.cache_hits = int(spent["llm_calls"]), int(spent["cache_hits"])
+        u.prompt_tokens, u.completion_tokens = int(spent["prompt_tokens"]), int(spent["completion_tokens"])
+        u.cost_usd = float(spent["cost_usd"])
 
     def exhausted(self) -> str | None:
         u = self.usage
         if self.token_budget is not None and u.prompt_tokens + u.completion_tokens >= self.token_budget:
             return f"token budget spent ({u.prompt_tokens + u.completion_tokens} >= {self.token_budget})"
+        if self.call_budget is not None and u.calls + u.cache_hits >= self.call_budget:
+            return f"LLM call budget spent ({u.calls + u.cache_hits} >= {self.call_budget})"
         if self.cost_budget is not None and u.cost_usd >= self.cost_budget:
             return f"cost budget spent (${u.cost_usd:.4f} >= ${self.cost_budget})"
         return None

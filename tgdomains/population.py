@@ -46,6 +46,7 @@ from tgdomains.runner import (
     evaluation_of,
     finite_or_none,
     format_score,
+    open_record,
     printer,
     rank_key,
     total_usage,
@@ -123,11 +124,7 @@ def optimize_population(domain: Domain, instance: Any, *, engine: Engine, popula
     pop = PopulationConfig(population, proposals, merge, evaluation_budget).check()
     say = printer(progress)
     instance_id = str(getattr(instance, "id", "instance"))
-    record = RunRecord(run_dir or default_run_dir(domain.name, instance_id))
-    steps = record.read_steps() if record.exists() else []
-    if steps and not resume:
-        raise FileExistsError(f"{record.dir} already holds a run; pass resume=True (--resume) to continue it, "
-                              "or choose another run directory")
+    record, steps = open_record(run_dir or default_run_dir(domain.name, instance_id), resume)
     objectives = pareto.with_score(getattr(domain, "objectives", None) or {})
     run_engine = RunEngine(engine, cfg.token_budget, cfg.cost_budget, cfg.llm_call_budget)
     score_candidate = evaluate or (lambda value: domain.evaluate(value, instance))

@@ -58,6 +58,16 @@ class RunResult:
         return self.best_evaluation.passed
 
 
+def open_record(run_dir: str | Path, resume: bool) -> tuple[RunRecord, list[dict[str, Any]]]:
+    """The run directory and its complete steps; refuses to append to an existing run unless resuming."""
+    record = RunRecord(run_dir)
+    steps = record.read_steps() if record.exists() else []
+    if steps and not resume:
+        raise FileExistsError(f"{record.dir} already holds a run; pass resume=True (--resume) to continue it, "
+                              "or choose another run directory")
+    return record, steps
+
+
 def default_run_dir(domain_name: str, instance_id: str) -> Path:
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S-%f")
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in str(instance_id))[:60]
@@ -79,11 +89,7 @@ def optimize(domain: Domain, instance: Any, *, engine: Engine, run_dir: str | Pa
     cfg = RunConfig(**config)
     say = printer(progress)
     instance_id = str(getattr(instance, "id", "instance"))
-    record = RunRecord(run_dir or default_run_dir(domain.name, instance_id))
-    steps = record.read_steps() if record.exists() else []
-    if steps and not resume:
-        raise FileExistsError(f"{record.dir} already holds a run; pass resume=True (--resume) to continue it, "
-                              "or choose another run directory")
+    record, steps = open_record(run_dir or default_run_dir(domain.name, instance_id), resume)
     run_engine = RunEngine(engine, cfg.token_budget, cfg.cost_budget, cfg.llm_call_budget)
     score_candidate = evaluate or (lambda value: domain.evaluate(value, instance))
     context = domain.context(instance)

@@ -4,8 +4,9 @@ Two backends dock the same receptor files and search boxes (shipped by the `dock
 
 - ``dockstring``: the published pipeline (Open Babel 3.1 protonation at pH 7.4, RDKit embedding + MMFF, the Vina 1.1.2
   binary it ships). Paper-compatible; exhaustiveness 8 as published.
-- ``vina``: the same ligand preparation up to the 3D structure, then meeko for the PDBQT and the `vina` Python package;
-  its grid maps are computed once per (target, seed) in each worker and reused for every later ligand.
+- ``vina``: the same ligand preparation up to the 3D structure, then meeko for the PDBQT (rings kept rigid, as Open
+  Babel keeps them) and the `vina` Python package on one thread, one pose, score only; its grid maps are computed
+  once per (target, seed) in each worker and reused for every later ligand. Nearly all of its CPU is Vina's search.
 
 Docking always runs in worker processes: the `vina` package calls C ``exit()`` on some inputs, which would take the
 caller down with it. A worker that dies is replaced and its molecules are retried one at a time. Every finished result
@@ -32,6 +33,9 @@ DEFAULT_EXHAUSTIVENESS = 8
 DEFAULT_SEED = 974528263  # dockstring's default seed, so scores match the published pipeline
 DEFAULT_TARGET = "DRD2"
 PROTONATION_PH = 7.4
+# Bumped when a backend's docking changes its scores, so that older cache entries are not read back.
+# vina 2: rings of 7+ atoms kept rigid, as dockstring does (see _prepare_ligand).
+_BACKEND_REVISIONS = {"vina": 2}
 
 
 @dataclass(frozen=True)
@@ -115,7 +119,8 @@ class DockingCache:
 
     @staticmethod
     def key(smiles: str, target: str, backend: str, exhaustiveness: int, seed: int) -> str:
-        fields = json.dumps([smiles, target, backend, exhaustiveness, seed])
+        revision = _BACKEND_REVISIONS.get(backend)  # a backend that now docks differently gets fresh entries
+        fields = json.dumps([smiles, target, backend, exhaustiveness, seed] + ([revision] if revision else []))
         return hashlib.sha256(fields.encode()).hexdigest()
 
     def _path(self, key: str) -> Path:
@@ -308,7 +313,9 @@ def _prepare_ligand(smiles: str, seed: int) -> str:
         raise ValueError("Open Babel's protonated SMILES is unreadable")
     check_mol(protonated)
     embedded = refine_mol_with_ff(embed_mol(protonated, seed=seed))
-    setups = MoleculePreparation().prepare(embedded)
+    # Open Babel's PDBQT (dockstring's) keeps every ring rigid. meeko by default opens rings of 7+ atoms (diazepam's)
+    # into flexible chains with glue atoms: more torsions, a slower search and a different score. Keep rings rigid.
+    setups = MoleculePreparation(rigid_macrocycles=True).prepare(embedded)
     if len(setups) != 1:
         raise ValueError(f"meeko prepared {len(setups)} molecule setups, expected 1")
     pdbqt, ok, message = PDBQTWriterLegacy.write_string(setups[0])

@@ -77,3 +77,12 @@ def test_invalid_smiles_are_rejected_before_any_docking(tmp_path):
         assert not evaluation.valid and reason in evaluation.text
         assert evaluation.to_dict()["score"] is None
     assert docker.docked == 0 and not tmp_path.joinpath("x").exists() and len(DockingCache(tmp_path)) == 0
+
+
+def test_vina_ligand_preparation_keeps_a_seven_membered_ring_rigid_as_dockstring_does():
+    from domains.molecules.docking import DEFAULT_SEED, _prepare_ligand
+
+    pdbqt = _prepare_ligand("CN1C(=O)CN=C(c2ccccc2)c2cc(Cl)ccc21", DEFAULT_SEED)  # diazepam
+    atoms = [line for line in pdbqt.splitlines() if line.startswith(("ATOM", "HETATM"))]
+    assert not [a for a in atoms if a[77:].strip().startswith(("G", "CG"))]  # no ring-closure glue atoms
+    assert "TORSDOF 1" in pdbqt and pdbqt.count("BRANCH") == 2  # one torsion (the phenyl), as in Open Babel's PDBQT

@@ -44,6 +44,7 @@ from tgdomains.runner import (
     default_run_dir,
     evaluate_step,
     evaluation_of,
+    finalize_safely,
     finite_or_none,
     format_score,
     open_record,
@@ -191,13 +192,8 @@ def optimize_population(domain: Domain, instance: Any, *, engine: Engine, popula
     candidates = [s for s in steps if s.get("duplicate_of") is None]
     best = max(candidates, key=rank_key)
     front = [candidates[i]["id"] for i in pareto.pareto_front([c["evaluation"] for c in candidates], objectives)]
-    final = {}
-    try:
-        final = domain.finalize(best["value"], instance) or {}
-    except Exception as exc:  # a failing extra verdict must not lose the run
-        final = {"error": f"{type(exc).__name__}: {exc}"}
+    final = finalize_safely(domain, best["value"], instance)
     usage = total_usage(steps)
-    usage["evaluations"] = len(candidates)  # duplicates, unchanged and failed children reuse an evaluation
     record.write_best({"id": best["id"], "iteration": best["iteration"], "value": best["value"],
                        "evaluation": best["evaluation"], "final": final, "stop_reason": stop_reason, "usage": usage,
                        "front": front, "wall_s": round(time.monotonic() - started, 3)})

@@ -185,11 +185,7 @@ def optimize(domain: Domain, instance: Any, *, engine: Engine, run_dir: str | Pa
         current = _current(steps, cfg)
 
     best = max(steps, key=rank_key)
-    final = {}
-    try:
-        final = domain.finalize(best["value"], instance) or {}
-    except Exception as exc:  # a failing extra verdict must not lose the run
-        final = {"error": f"{type(exc).__name__}: {exc}"}
+    final = finalize_safely(domain, best["value"], instance)
     usage = total_usage(steps)
     for k, v in unrecorded.items():
         usage[k] = round(usage[k] + v, 6) if k == "cost_usd" else usage[k] + v
@@ -204,6 +200,14 @@ def optimize(domain: Domain, instance: Any, *, engine: Engine, run_dir: str | Pa
 
 
 # -- helpers --------------------------------------------------------------------------------------------------
+
+
+def finalize_safely(domain: Domain, value: str, instance: Any) -> dict[str, Any]:
+    """The domain's extra verdicts on the best value; a failing verdict is recorded, never loses the run."""
+    try:
+        return domain.finalize(value, instance) or {}
+    except Exception as exc:
+        return {"error": f"{type(exc).__name__}: {exc}"}
 
 
 def canonical_or_raw(domain: Domain, value: str, instance: Any) -> str:

@@ -16,7 +16,7 @@ from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from tgdomains.runner import RunResult, default_run_dir
+from tgdomains.runner import RunResult, default_run_dir, optimizer_for
 
 
 def optimize_many(domain, instances: list[Any], *, engine, out_dir: str | Path | None = None, workers: int = 8,
@@ -41,11 +41,7 @@ def optimize_many(domain, instances: list[Any], *, engine, out_dir: str | Path |
 
 
 def _run_one(domain, instance, engine, run_dir: Path, evaluate, progress: bool, run_kwargs: dict) -> RunResult:
-    from tgdomains.runner import optimize
-
-    run = optimize
-    if "population" in run_kwargs:
-        from tgdomains.population import optimize_population as run
+    run = optimizer_for(run_kwargs)
     prefix = f"[{getattr(instance, 'id', '?')}] "
     say = (lambda line: print(prefix + line, file=sys.stderr, flush=True)) if progress else False
     return run(domain, instance, engine=engine, run_dir=run_dir, resume=(run_dir / "run.json").exists(),

@@ -163,16 +163,6 @@ def _run_kwargs(args: argparse.Namespace, domain) -> dict[str, Any]:
     return kwargs
 
 
-def _optimizer(kwargs: dict[str, Any]):
-    if "population" in kwargs:
-        from tgdomains.population import optimize_population
-
-        return optimize_population
-    from tgdomains.runner import optimize
-
-    return optimize
-
-
 def cmd_optimize(args: argparse.Namespace) -> int:
     from tgdomains.domain import get_domain
 
@@ -192,7 +182,9 @@ def cmd_optimize(args: argparse.Namespace) -> int:
     instance = domain.load(instance_args)
     engine, reason = build_engine(args)
     _say(args, f"engine: {reason}")
-    result = _optimizer(kwargs)(domain, instance, engine=engine, run_dir=args.resume or args.run_dir,
+    from tgdomains.runner import optimizer_for
+
+    result = optimizer_for(kwargs)(domain, instance, engine=engine, run_dir=args.resume or args.run_dir,
                                 resume=bool(args.resume), progress=not args.quiet,
                                 meta={"instance_args": _jsonable(instance_args)}, **kwargs)
     if args.json:

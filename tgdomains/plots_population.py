@@ -82,10 +82,9 @@ def plot_front(steps: list[dict[str, Any]], objectives: Mapping[str, str], path:
     if valid:
         ax.legend(loc="best", fontsize=8)
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    from tgdomains.report import save_figure
+
+    return save_figure(fig, path)
 
 
 def lineage(steps: list[dict[str, Any]], leaf: dict[str, Any] | None = None) -> list[dict[str, Any]]:
@@ -145,7 +144,6 @@ def plot_lineage(steps: list[dict[str, Any]], path: str | Path) -> Path:
                  fontsize=9)
     ax.legend(loc="lower right", fontsize=8)
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    from tgdomains.report import save_figure
+
+    return save_figure(fig, path)

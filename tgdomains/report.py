@@ -63,6 +63,13 @@ def plot_trajectory(steps: list[dict], path: Path, title: str = "") -> Path:
     ax.set_title(title + "   (★ passed, red: invalid candidate)")
     ax.legend(loc="lower right")
     ax.grid(alpha=0.3)
+    return save_figure(fig, path)
+
+
+def save_figure(fig, path: Path) -> Path:
+    """Every report figure is written the same way, and closed so long batches do not pile up figures."""
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

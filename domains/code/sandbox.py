@@ -6,10 +6,16 @@ environment (no API key of yours is visible), and children that drop to an unpri
 memory, CPU, processes, file size and open files. Without bubblewrap it falls back to a plain subprocess with the
 same rlimits and uid, and warns what is then not contained. A candidate that crashes, hangs or forks without end
 is killed and reported; the worker survives, and a worker that dies anyway is restarted on the next call.
+
+The verdict is made here, never in the sandbox: the worker gets the test calls only, the child returns what each call
+returned as plain data (exact builtin types), and this module compares it with the expected value, which is read
+from the test's source here and never sent anywhere. `run(..., retire_worker=True)` stops the worker after the job,
+so that tests a candidate saw in that job (hidden ones) are in no process that a later candidate's code can reach.
 """
 
 from __future__ import annotations
 
+import ast
 import atexit
 import json
 import math
@@ -26,6 +32,9 @@ import weakref
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
+
+from domains.code import worker as _worker
 
 WORKER_SOURCE = Path(__file__).with_name("worker.py")
 SANDBOX_UID = 65534  # "nobody": candidate code never runs with the caller's uid when we are root
@@ -107,7 +116,7 @@ SYSTEM_PATHS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", 
 def _bwrap_flags() -> list[str]:
     # An allowlist, not `/` with holes: the candidate sees the system and the interpreter, and nothing of the
     # user's (home folders, the project, problem files whose hidden tests it could otherwise read and print).
-    flags = ["--perms", "0755", "--tmpfs", "/", "--dev", "/dev", "--proc", "/proc",
+    flags = ["--perms", "0755", "--tmpfs", "/", "--dev", "/dev", "--proc", "/proc", "--ro-bind", "/proc/sys", "/proc/sys",
              "--size", str(256 << 20), "--tmpfs", "/tmp"]
     bound: list[str] = []
     interpreter = {sys.prefix, sys.base_prefix, sys.exec_prefix, os.path.dirname(os.path.realpath(sys.executable))}
@@ -158,10 +167,13 @@ class Sandbox:
         self.use_bubblewrap = use_bubblewrap
         self._process: subprocess.Popen | None = None
         self._buffer = b""
+        self._chunks = []
         self._lock = threading.Lock()
         self._jobs = 0
         self._fallback_tmp: str | None = None
         self._owner_pid = os.getpid()  # a forked copy of this object (process pools) must start its own worker
+        self._expected_cache: dict[str, tuple[bool, Any]] = {}
+        self.namespaces_denied: bool | None = None  # whether the worker's seccomp filter is in place, once started
         _all_sandboxes.add(self)
         self.restarts = 0
         self._closer_registered = False
@@ -169,20 +181,46 @@ class Sandbox:
 
     # ---------------------------------------------------------------- public
 
-    def run(self, code: str, entry_point: str, tests: Sequence[TestCase], *, atol: float = 0.0) -> ExecutionResult:
-        """Run `code`, then call `entry_point` through each test; never raises for anything the candidate does."""
+    def run(self, code: str, entry_point: str, tests: Sequence[TestCase], *, atol: float = 0.0,
+            retire_worker: bool = False) -> ExecutionResult:
+        """Run `code`, then call `entry_point` through each test; never raises for anything the candidate does.
+
+        Only the calls go to the sandbox; each expected value is read and compared here. retire_worker=True stops
+        the worker after this job (used for hidden tests: no later candidate runs where they have been).
+        """
         if not isinstance(code, str):
             raise TypeError(f"code must be a str, got {type(code).__name__}")
         if not entry_point.isidentifier():
             raise ValueError(f"entry point {entry_point!r} is not a Python identifier")
+        expected = [self._expected(t.expected) for t in tests]
+        judge = _Judge(tests, expected, atol)
         with self._lock:
             self._jobs += 1
-            job = {"job": self._jobs, "code": code, "entry_point": entry_point, "atol": float(atol),
-                   "tests": [{"call": t.call, "expected": t.expected} for t in tests], "limits": self._worker_limits()}
-            reply = self._exchange(job, self.limits.total_timeout_s + 15.0)
-        if reply is None:
+            job = {"job": self._jobs, "code": code, "entry_point": entry_point,
+                   "calls": [t.call for t in tests], "limits": self._worker_limits()}
+            try:
+                finished = self._run_job(job, judge, self.limits.total_timeout_s + 15.0)
+            finally:
+                if retire_worker:
+                    self._stop()
+        if not finished:
             return ExecutionResult("sandbox-error", "the sandbox worker died while running this candidate (restarted)")
-        return _to_result(reply, tests)
+        return judge.result()
+
+    def _expected(self, source: str) -> tuple[bool, Any]:
+        """(True, value) or (False, why not), for a test's expected-value source; cached for the optimization loop,
+        which runs the same tests again and again."""
+        hit = self._expected_cache.get(source)
+        if hit is None:
+            try:
+                hit = (True, expected_value(source))
+            except ValueError as exc:
+                hit = (False, str(exc))
+            if len(source) <= 100_000:
+                if len(self._expected_cache) >= 20_000:
+                    self._expected_cache.clear()
+                self._expected_cache[source] = hit
+        return hit
 
     def close(self) -> None:
         with self._lock:
@@ -246,6 +284,7 @@ class Sandbox:
         self._process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                          stderr=subprocess.DEVNULL, env=env, cwd=cwd, start_new_session=True)
         self._buffer = b""
+        self._chunks: list[bytes] = []
         if not self._closer_registered:
             atexit.register(self.close)
             self._closer_registered = True
@@ -265,9 +304,10 @@ class Sandbox:
             for stream in (self._process.stdin, self._process.stdout):
                 stream.close()
             self._process = None
+        self._buffer, self._chunks = b"", []
 
-    def _exchange(self, message: dict, timeout_s: float) -> dict | None:
-        """Send one message and read its reply; on a dead or stuck worker restart it and return None."""
+    def _send(self, message: dict) -> bool:
+        """Send one message, (re)starting a dead worker first; False when the worker cannot take it."""
         if not self.alive():
             if self._process is not None and self._owner_pid == os.getpid():
                 self.restarts += 1
@@ -277,48 +317,261 @@ class Sandbox:
         try:
             self._process.stdin.write(json.dumps(message).encode() + b"\n")
             self._process.stdin.flush()
-            line = self._read_line(time.monotonic() + timeout_s)
+            return True
         except (BrokenPipeError, OSError):
-            line = None
-        if line is None:
-            self.restarts += 1
-            self._stop()
-            return None
-        return json.loads(line)
+            return False
+
+    def _lost_worker(self) -> None:
+        self.restarts += 1
+        self._stop()
+
+    def _run_job(self, job: dict, judge: _Judge, timeout_s: float) -> bool:
+        """Send a job and give each streamed record to `judge` as it comes; False when the worker died or hung."""
+        deadline = time.monotonic() + timeout_s
+        if not self._send(job):
+            self._lost_worker()
+            return False
+        while True:
+            line = self._read_line(deadline)
+            if line is None:
+                self._lost_worker()
+                return False
+            try:
+                message = json.loads(line)
+            except (ValueError, RecursionError):
+                message = None
+            if not isinstance(message, dict) or message.get("job") != job["job"]:
+                self._lost_worker()  # the worker itself is talking nonsense: never trust it again
+                return False
+            if message.get("done"):
+                judge.time_s = _seconds(message.get("time_s"))
+                return True
+            if "load" in message:
+                judge.load(message["load"])
+            else:
+                judge.test(message)
 
     def _read_line(self, deadline: float) -> bytes | None:
+        """The next line from the worker, or None when it is gone, too slow or sends a line beyond any record."""
         fd = self._process.stdout.fileno()
-        while b"\n" not in self._buffer:
+        while True:
+            end = self._buffer.find(b"\n")
+            if end >= 0:
+                line, self._buffer = self._buffer[:end], self._buffer[end + 1:]
+                return line
             wait = deadline - time.monotonic()
             if wait <= 0 or not select.select([fd], [], [], wait)[0]:
                 if time.monotonic() >= deadline:
                     return None
                 continue
-            chunk = os.read(fd, 1 << 16)
+            chunk = os.read(fd, 1 << 20)
             if not chunk:
                 return None
-            self._buffer += chunk
-        line, self._buffer = self._buffer.split(b"\n", 1)
-        return line
+            self._chunks.append(chunk)  # joined once the line is complete: no quadratic copying of long lines
+            if b"\n" in chunk:
+                self._buffer += b"".join(self._chunks)
+                self._chunks.clear()
+            elif len(self._buffer) + sum(map(len, self._chunks)) > MAX_REPLY_LINE_BYTES:
+                return None
 
     def ping(self, timeout_s: float = 30.0) -> bool:
         with self._lock:
-            reply = self._exchange({"ping": 1}, timeout_s)
-        return reply == {"pong": 1}
+            if not self._send({"ping": 1}):
+                self._lost_worker()
+                return False
+            line = self._read_line(time.monotonic() + timeout_s)
+            if line is None:
+                self._lost_worker()
+                return False
+        try:
+            reply = json.loads(line)
+        except ValueError:
+            return False
+        self.namespaces_denied = bool(reply.get("namespaces_denied"))
+        return reply.get("pong") == 1
 
 
-def _to_result(reply: dict, tests: Sequence[TestCase]) -> ExecutionResult:
-    # Test records come from the process that ran candidate code: take nothing from them on trust.
-    load = reply.get("load") if isinstance(reply.get("load"), dict) else {"status": "error", "error": "no result"}
-    results = []
-    for test, record in zip(tests, reply.get("tests", []), strict=False):
+MAX_REPLY_LINE_BYTES = 2 * _worker.MAX_RECORD_BYTES + (1 << 16)  # a value's JSON text, escaped once more
+
+
+class _Judge:
+    """Turns the worker's streamed records into TestResults: decodes each returned value and compares it with the
+    expected value, here. A record can claim an output value, an error or a timeout, and nothing else."""
+
+    def __init__(self, tests: Sequence[TestCase], expected: list[tuple[bool, Any]], atol: float) -> None:
+        self.tests, self.expected, self.atol = list(tests), expected, atol
+        self.load_status, self.load_error = "error", "no result"
+        self.results: list[TestResult | None] = [None] * len(self.tests)
+        self.time_s = 0.0
+
+    def load(self, record: object) -> None:
         record = record if isinstance(record, dict) else {}
-        status = record.get("status") if record.get("status") in STATUSES else "error"
-        results.append(TestResult(status=status, call=test.call, expected=test.expected, got=_text(record.get("got")),
-                                  error=_text(record.get("error")) or (None if status != "error" else "no result"),
-                                  traceback=_text(record.get("traceback")), time_s=_seconds(record.get("time_s"))))
-    return ExecutionResult(load_status=str(load.get("status", "error")), load_error=_text(load.get("error")),
-                           tests=results, time_s=_seconds(reply.get("time_s")))
+        status = record.get("status")
+        self.load_status = status if status in LOAD_STATUSES else "error"
+        self.load_error = _text(record.get("error"))
+
+    def test(self, record: dict) -> None:
+        index = record.get("test")
+        if not isinstance(index, int) or not 0 <= index < len(self.tests) or self.results[index] is not None:
+            return  # the worker numbers the records; anything else is not a result
+        test, (readable, expected) = self.tests[index], self.expected[index]
+        status, got, error = record.get("status"), None, _text(record.get("error"))
+        if not readable:
+            status, error = "error", f"the test's expected value cannot be read: {expected}"
+        elif status == "returned":
+            try:
+                value = decode_plain(record.get("value"))
+            except ValueError as exc:
+                status, error = "error", f"garbled result from the test process ({exc})"
+            else:
+                status = "passed" if same(value, expected, self.atol) else "failed"
+                got = shown_repr(value)
+        elif status == "not-plain":
+            status = "failed"
+        elif status not in ("error", "timeout", "memory-exceeded"):
+            status, error = "error", "garbled result from the test process"
+        self.results[index] = TestResult(status=status, call=test.call, expected=test.expected, got=got,
+                                         error=error or (None if status != "error" else "no result"),
+                                         traceback=_text(record.get("traceback")),
+                                         time_s=_seconds(record.get("time_s")))
+
+    def result(self) -> ExecutionResult:
+        if self.load_status != "ok":
+            return ExecutionResult(self.load_status, self.load_error, [], self.time_s)
+        tests = [r or TestResult("error", t.call, t.expected, error="no result") for r, t in zip(
+            self.results, self.tests, strict=True)]
+        return ExecutionResult("ok", None, tests, self.time_s)
+
+
+LOAD_STATUSES = ("ok", "syntax-error", "missing-entry-point", "error", "timeout", "memory-exceeded")
+
+# ---------------------------------------------------------------- expected values, returned values, equality
+
+_NAMES = {"inf": math.inf, "nan": math.nan, "True": True, "False": False, "None": None}
+_OPERATORS = {ast.Add: lambda a, b: a + b, ast.Sub: lambda a, b: a - b, ast.Mult: lambda a, b: a * b,
+              ast.Div: lambda a, b: a / b, ast.FloorDiv: lambda a, b: a // b, ast.Mod: lambda a, b: a % b}
+
+
+def expected_value(source: str) -> Any:
+    """The value a test's `expected` source stands for: a Python literal, or literals combined with arithmetic,
+    `inf`/`nan` and `float("...")`, `set()`, `frozenset(...)`, `tuple(...)`. Never runs code; ValueError says why."""
+    try:
+        return ast.literal_eval(source)
+    except ValueError as exc:
+        if "Exceeds the limit" in str(exc) and hasattr(sys, "set_int_max_str_digits"):
+            sys.set_int_max_str_digits(0)  # as problems.py does for HumanEval+'s answers of more than 4300 digits
+            return expected_value(source)
+    except (SyntaxError, TypeError, MemoryError, RecursionError) as exc:
+        raise ValueError(f"`{_cut(source)}` is not a Python expression ({type(exc).__name__})") from None
+    try:
+        return _evaluate_constant(ast.parse(source, mode="eval").body)
+    except (SyntaxError, TypeError, ArithmeticError, RecursionError) as exc:
+        raise ValueError(f"`{_cut(source)}`: {type(exc).__name__}: {exc}") from None
+
+
+def _evaluate_constant(node: ast.AST) -> Any:
+    if isinstance(node, ast.Constant):
+        return node.value
+    if isinstance(node, ast.Name) and node.id in _NAMES:
+        return _NAMES[node.id]
+    if isinstance(node, (ast.List, ast.Tuple, ast.Set)):
+        items = [_evaluate_constant(item) for item in node.elts]
+        return {ast.List: list, ast.Tuple: tuple, ast.Set: set}[type(node)](items)
+    if isinstance(node, ast.Dict) and None not in node.keys:
+        return {_evaluate_constant(k): _evaluate_constant(v) for k, v in zip(node.keys, node.values, strict=True)}
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+        operand = _evaluate_constant(node.operand)
+        return -operand if isinstance(node.op, ast.USub) else +operand
+    if isinstance(node, ast.BinOp):
+        left, right = _evaluate_constant(node.left), _evaluate_constant(node.right)
+        if isinstance(node.op, ast.Pow):
+            if isinstance(right, int) and abs(right) > 100_000:
+                raise ValueError(f"the exponent {right} is too large")
+            return left ** right
+        if type(node.op) in _OPERATORS:
+            return _OPERATORS[type(node.op)](left, right)
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and not node.keywords:
+        args = [_evaluate_constant(a) for a in node.args]
+        makers = {"float": float, "set": set, "frozenset": frozenset, "tuple": tuple, "list": list, "dict": dict}
+        if node.func.id in makers and len(args) <= 1 and (node.func.id != "float" or isinstance(args[0], str)):
+            return makers[node.func.id](*args)
+    raise ValueError(f"`{_cut(ast.unparse(node))}` is not a literal value (the expected value of a test must be one)")
+
+
+def decode_plain(text: object) -> Any:
+    """The value a child's record claims, from worker.encode_plain's JSON; ValueError for anything malformed."""
+    if not isinstance(text, str):
+        raise ValueError("no value")
+    try:
+        tree = json.loads(text)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+    return _decode(tree, 0)
+
+
+def _decode(tree: Any, depth: int) -> Any:
+    if tree is None or isinstance(tree, (bool, int, float, str)):
+        return tree
+    if depth > _worker.MAX_DEPTH:
+        raise ValueError("nested too deeply")
+    if isinstance(tree, list):
+        return [_decode(item, depth + 1) for item in tree]
+    if not isinstance(tree, dict) or len(tree) != 1:
+        raise ValueError("not an encoded value")
+    (tag, payload), = tree.items()
+    if isinstance(payload, str):
+        if tag == "int":
+            return int(payload, 16)
+        if tag == "float" and payload in ("nan", "inf", "-inf"):
+            return float(payload)
+        if tag == "bytes":
+            return bytes.fromhex(payload)
+    if isinstance(payload, list):
+        if tag == "tuple":
+            return tuple(_decode(item, depth + 1) for item in payload)
+        try:
+            if tag in ("set", "frozenset"):
+                return (set if tag == "set" else frozenset)(_decode(item, depth + 1) for item in payload)
+            if tag == "dict" and all(isinstance(pair, list) and len(pair) == 2 for pair in payload):
+                return {_decode(k, depth + 1): _decode(v, depth + 1) for k, v in payload}
+        except TypeError as exc:  # an unhashable element
+            raise ValueError(str(exc)) from None
+    raise ValueError(f"unknown tag {tag!r}")
+
+
+def same(got: Any, expected: Any, atol: float = 0.0) -> bool:
+    """HumanEval+-style equality of plain values: floats within atol (1e-6 when atol is 0) and nan equal to nan,
+    lists and tuples element by element (the same type), everything else with ==. Both sides are plain data
+    (exact builtin types), so no candidate code runs here."""
+    if type(expected) is float and type(got) in (int, float):
+        if expected != expected:
+            return got != got
+        try:
+            return got == expected or abs(got - expected) <= (atol or 1e-6)
+        except OverflowError:
+            return False
+    if type(expected) in (list, tuple):
+        if type(got) is not type(expected) or len(got) != len(expected):
+            return False
+        return all(same(g, e, atol) for g, e in zip(got, expected, strict=True))
+    try:
+        return bool(got == expected)
+    except RecursionError:
+        return False
+
+
+def shown_repr(value: Any, limit: int = _worker.TEXT_CHARS) -> str:
+    """A returned value as the loss text shows it, cut to `limit` characters (a long string is cut first)."""
+    if isinstance(value, (str, bytes)) and len(value) > limit:
+        return repr(value[:limit])[:limit] + f"... ({len(value)} {'chars' if isinstance(value, str) else 'bytes'})"
+    try:
+        return _cut(repr(value), limit)
+    except ValueError:  # an integer of more than 4300 digits
+        return f"<{type(value).__name__} holding an integer too long to print>"
+
+
+def _cut(text: str, limit: int = 200) -> str:
+    return text if len(text) <= limit else text[: limit - 15] + f"... ({len(text)} chars)"
 
 
 def _text(value: object) -> str | None:

@@ -1,16 +1,31 @@
 """The sandbox worker: runs inside bubblewrap (or a bare subprocess) and forks one child per candidate.
 
 This file is run as ``python3 -I -c <this source>``, so it must use the standard library only and import
-nothing from the project (the project tree is not even visible inside the sandbox).
+nothing from the project (the project tree is not even visible inside the sandbox). The host imports it too, for
+`encode_plain` (the one encoder of plain data, used by the child) and the limits below.
+
+Nothing here decides whether a test passes. The child (the only process that runs candidate code) receives the
+test *calls* only, never an expected value; it runs them and sends back what each call returned, as plain data
+(exact builtin types, see `encode_plain`). The host compares those values with the expected ones, which never leave
+the host. So whatever the candidate does to the child (patched builtins, a forged record on any descriptor, a tracer,
+an object that says it equals everything), all it can do is claim an output value.
 
 Protocol, one JSON object per line:
-  parent -> worker (stdin):  {"job": ID, "code": SRC, "entry_point": NAME, "tests": [{"call": SRC, "expected": SRC}],
-                              "atol": FLOAT, "limits": {...}}   or   {"ping": ID}
-  worker -> parent (stdout): {"job": ID, "load": {...}, "tests": [{...}, ...], "time_s": FLOAT}   or   {"pong": ID}
+  host -> worker (stdin):  {"job": ID, "code": SRC, "entry_point": NAME, "calls": [SRC, ...], "limits": {...}}
+                           or {"ping": ID}
+  worker -> host (stdout), streamed while the job runs:
+      {"job": ID, "load": {"status": ..., "error": ...}}                       once, when the module has run
+      {"job": ID, "test": I, "status": "returned", "value": JSON, "time_s": T}  what call I returned (JSON text)
+      {"job": ID, "test": I, "status": "error" | "not-plain" | "timeout" | "memory-exceeded", "error": ..., ...}
+      {"job": ID, "done": true, "time_s": T}                                   always last
+  or {"pong": ID}.
+  child -> worker (its own pipe): "V" + JSON of an encoded value, or a JSON object ({"load": ...} or an error
+  record), one per line: one load line, then one line per test. More lines than that, a line over
+  MAX_RECORD_BYTES or a job over MAX_JOB_BYTES and the child is killed.
 
-The child (the only process that runs candidate code) drops to an unprivileged uid, sets rlimits, runs the tests
-one by one and streams one result line per test back through its own pipe. The worker enforces the wall clock:
-when a test overruns, the child is killed, the test is marked "timeout" and a fresh child runs the remaining tests.
+The worker enforces the clocks: when a test overruns, the child is killed, the test is marked "timeout" and a fresh
+child runs the remaining tests. It also bounds the candidate's processes together (their summed memory, sampled),
+and empties the whole writable area after each job, so that one candidate cannot change what the next one measures.
 """
 
 import ctypes
@@ -18,8 +33,8 @@ import json
 import os
 import resource
 import select
-import shutil
 import signal
+import struct
 import sys
 import time
 
@@ -35,39 +50,67 @@ inf = float("inf")
 """
 
 _preamble_namespace = {}  # the preamble's names, built once in the worker and copied by each child
-# Test expressions compiled by the worker after a job, so that the next candidates on the same problem (the usual
-# optimization loop) inherit them through fork instead of compiling each one again.
-_compiled = {}
-MAX_COMPILED = 20000
 
-MAX_LINE_BYTES = 1 << 20  # a child that floods its result pipe is killed, not buffered without end
-TEXT_CHARS = 300  # repr and error texts are truncated in the child; the parent truncates again for display
+MAX_RECORD_BYTES = 32 << 20  # one returned value (HumanEval+ has 12 MB answers); a longer line kills the child
+MAX_JOB_BYTES = 256 << 20  # everything one candidate sends, all its tests together
+MAX_DEPTH = 100  # nesting of a returned value
+MAX_NODES = 5_000_000  # elements of a returned value, all levels together
+MEMORY_POLL_S = 0.05  # how often the summed memory of a candidate with several processes is read
+TEXT_CHARS = 300  # error texts are truncated in the child; the host truncates again for display
+
+
+# ---------------------------------------------------------------- plain data (both sides)
+
+class NotPlain(Exception):
+    """A value that is not plain data: the test fails with this reason."""
+
+
+_INT_JSON = 1 << 63  # larger integers travel as hex text, which has no digit limit
+
+
+def encode_plain(value, depth=0, budget=None):
+    """`value` as a JSON-able tree, accepting exact builtin types only (a subclass of int is not an int here).
+
+    None, bool, str and ints below 2**63 are themselves; floats are themselves when finite. Everything else is a
+    one-key object: {"int": hex}, {"float": "nan"|"inf"|"-inf"}, {"bytes": hex}, {"tuple": [...]}, {"set": [...]},
+    {"frozenset": [...]}, {"dict": [[key, value], ...]}; lists are JSON arrays. Raises NotPlain, saying why.
+    """
+    if budget is None:
+        budget = [MAX_NODES]
+    budget[0] -= 1
+    if budget[0] < 0:
+        raise NotPlain(f"the returned value has more than {MAX_NODES:,} elements")
+    kind = type(value)
+    if kind is int:
+        return value if -_INT_JSON < value < _INT_JSON else {"int": format(value, "x")}
+    if kind is str or kind is bool or value is None:
+        return value
+    if kind is float:
+        return value if value - value == 0.0 else {"float": repr(value)}  # inf - inf and nan - nan are nan
+    if depth >= MAX_DEPTH:
+        raise NotPlain(f"the returned value is nested more than {MAX_DEPTH} levels deep")
+    if kind is list:
+        return [encode_plain(item, depth + 1, budget) for item in value]
+    if kind is tuple:
+        return {"tuple": [encode_plain(item, depth + 1, budget) for item in value]}
+    if kind is set or kind is frozenset:
+        return {kind.__name__: [encode_plain(item, depth + 1, budget) for item in value]}
+    if kind is dict:
+        return {"dict": [[encode_plain(k, depth + 1, budget), encode_plain(v, depth + 1, budget)]
+                         for k, v in value.items()]}
+    if kind is bytes:
+        return {"bytes": value.hex()}
+    plain = next((t.__name__ for t in (int, float, str, bool, list, tuple, set, frozenset, dict, bytes)
+                  if isinstance(value, t)), None)
+    what = f"a subclass of {plain}" if plain else "not plain data"
+    raise NotPlain(f"returned an object of type {kind.__name__!r} ({what}); only values of the exact types int, "
+                   "float, str, bool, None, bytes, list, tuple, dict, set and frozenset are compared")
 
 
 # ---------------------------------------------------------------- child side (runs candidate code)
 
 def _short(text, limit=TEXT_CHARS):
     return text if len(text) <= limit else text[: limit - 15] + f"... ({len(text)} chars)"
-
-
-def _safe_repr(value):
-    try:
-        return _short(repr(value))
-    except BaseException as exc:  # a hostile __repr__ must not escape as a harness error
-        return f"<unprintable {type(value).__name__}: {type(exc).__name__}>"
-
-
-def _same(got, expected, atol):
-    """HumanEval+-style equality: floats within atol (1e-6 when atol is 0), everything else with ==."""
-    if isinstance(expected, float) and isinstance(got, (int, float)) and not isinstance(got, bool):
-        if expected != expected:  # nan
-            return got != got
-        return abs(got - expected) <= (atol or 1e-6) or got == expected
-    if isinstance(expected, (list, tuple)) and isinstance(got, (list, tuple)):
-        if type(got) is not type(expected) or len(got) != len(expected):
-            return False
-        return all(_same(g, e, atol) for g, e in zip(got, expected, strict=True))
-    return bool(got == expected)
 
 
 def _short_traceback(exc):
@@ -80,10 +123,14 @@ def _short_traceback(exc):
 
 
 def _error_record(exc):
-    if isinstance(exc, MemoryError):
-        return {"status": "memory-exceeded", "error": "MemoryError: the memory limit was exceeded",
+    try:
+        if isinstance(exc, MemoryError):
+            return {"status": "memory-exceeded", "error": "MemoryError: the memory limit was exceeded",
+                    "traceback": _short_traceback(exc)}
+        return {"status": "error", "error": _short(f"{type(exc).__name__}: {exc}"),
                 "traceback": _short_traceback(exc)}
-    return {"status": "error", "error": _short(f"{type(exc).__name__}: {exc}"), "traceback": _short_traceback(exc)}
+    except BaseException:  # an exception whose __str__ raises is still an error, just without its text
+        return {"status": "error", "error": f"{type(exc).__name__} (its message could not be printed)"}
 
 
 def _limit_self(limits, run_as_uid):
@@ -137,13 +184,13 @@ def _child(job, start, write_fd, workdir, run_as_uid):
     _limit_self(job["limits"], run_as_uid)
     sys.setrecursionlimit(20000)
     if hasattr(sys, "set_int_max_str_digits"):
-        sys.set_int_max_str_digits(0)  # expected values may be huge integers
+        sys.set_int_max_str_digits(0)  # calls may hold huge integers
+    dumps = json.dumps
 
-    out = os.fdopen(write_fd, "w", buffering=1)
-
-    def send(record):
-        out.write(json.dumps(record) + "\n")
-        out.flush()
+    def send(line):
+        view = memoryview(line.encode("utf-8", "surrogatepass") + b"\n")
+        while view:
+            view = view[os.write(write_fd, view):]
 
     namespace = dict(_preamble_namespace) if _preamble_namespace else {}
     namespace["__name__"] = "__candidate__"
@@ -155,38 +202,47 @@ def _child(job, start, write_fd, workdir, run_as_uid):
 
         linecache.cache["<candidate>"] = (len(job["code"]), None, job["code"].splitlines(True), "<candidate>")
     except SyntaxError as exc:
-        send({"load": {"status": "syntax-error", "error": _short(f"SyntaxError: {exc.msg} (line {exc.lineno})")}})
+        send(dumps({"load": {"status": "syntax-error", "error": _short(f"SyntaxError: {exc.msg} (line {exc.lineno})")}}))
         return
     try:
         exec(code, namespace)
     except BaseException as exc:
-        send({"load": _error_record(exc)})
+        send(dumps({"load": _error_record(exc)}))
         return
     name = job["entry_point"]
     function = namespace.get(name)
     if function is None and isinstance(namespace.get("Solution"), type) and hasattr(namespace["Solution"], name):
         function = getattr(namespace["Solution"](), name)  # LeetCode's class-style answers
     if not callable(function):
-        send({"load": {"status": "missing-entry-point", "error": f"no function named {name!r} is defined"}})
+        send(dumps({"load": {"status": "missing-entry-point", "error": f"no function named {name!r} is defined"}}))
         return
-    send({"load": {"status": "ok"}})
+    send(dumps({"load": {"status": "ok"}}))
 
-    atol = job.get("atol", 0.0)
-    for test in job["tests"][start:]:
+    for call in job["calls"][start:]:
         scope = {"__builtins__": __builtins__, "inf": float("inf"), "nan": float("nan"), name: function}
-        t0 = time.perf_counter()
         try:
-            expected = eval(_compiled.get(test["expected"]) or test["expected"], dict(scope))
-            got = eval(_compiled.get(test["call"]) or test["call"], scope)
-            ok = _same(got, expected, atol)
-            record = {"status": "passed" if ok else "failed", "got": _safe_repr(got)}
+            got = eval(compile(call, "<test>", "eval"), scope)
+            line = "V" + dumps(encode_plain(got))
+        except NotPlain as exc:
+            line = dumps({"status": "not-plain", "error": str(exc)})
         except BaseException as exc:  # SystemExit and KeyboardInterrupt are the candidate's errors too
-            record = _error_record(exc)
-        record["time_s"] = round(time.perf_counter() - t0, 6)
-        send(record)
+            line = dumps(_error_record(exc))
+        send(line)
 
 
 # ---------------------------------------------------------------- worker side (trusted)
+
+def _children_of(pid):
+    """Direct children of every thread of `pid` (the kernel's own list: no /proc-wide scan)."""
+    found = []
+    try:
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{tid}/children") as f:
+                found += [int(c) for c in f.read().split()]
+    except (OSError, ValueError):
+        pass
+    return found
+
 
 def _descendants(root_pid):
     """Every live process below `root_pid`, read from /proc (orphans come back to us: we are a subreaper)."""
@@ -195,8 +251,8 @@ def _descendants(root_pid):
         if entry.isdigit():
             try:
                 with open(f"/proc/{entry}/stat") as f:
-                    stat = f.read()
-                parents[int(entry)] = int(stat.rsplit(")", 1)[1].split()[1])
+                    stat_line = f.read()
+                parents[int(entry)] = int(stat_line.rsplit(")", 1)[1].split()[1])
             except (OSError, ValueError, IndexError):
                 continue
     found, frontier = set(), {root_pid}
@@ -221,6 +277,28 @@ def _has_children():
         return any(open(f"{task_dir}/{tid}/children").read().strip() for tid in os.listdir(task_dir))
     except OSError:
         return None
+
+
+def _candidate_memory_mb(child_pid):
+    """Resident private memory of the candidate's processes together (the child, its descendants and the
+    orphans we adopted), or 0.0 while the child is alone (its own RLIMIT_AS bounds it then)."""
+    pids, frontier = set(), [p for p in _children_of(os.getpid())]
+    if frontier == [child_pid] and not _children_of(child_pid):
+        return 0.0
+    while frontier:
+        pid = frontier.pop()
+        if pid not in pids:
+            pids.add(pid)
+            frontier += _children_of(pid)
+    pages = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/statm") as f:
+                fields = f.read().split()
+            pages += int(fields[1]) - int(fields[2])  # resident minus file-backed and shared
+        except (OSError, ValueError, IndexError):
+            pass
+    return pages * os.sysconf("SC_PAGE_SIZE") / (1 << 20)
 
 
 def _kill_everything_below(me, run_as_uid, own_pid_namespace):
@@ -294,21 +372,95 @@ def spawn_child(run_as_uid):
     return pid, job_w, read_fd
 
 
-def _clean(record):
+_RECORD_FIELDS = ("error", "traceback")
+_CHILD_STATUSES = ("error", "not-plain", "memory-exceeded")
+_LOAD_STATUSES = ("ok", "syntax-error", "missing-entry-point", "error", "memory-exceeded")
+
+
+def _clean(record, statuses):
     """Known fields only, texts cut: the records come from the process that ran candidate code."""
-    clean = {}
-    for key in ("status", "got", "error", "traceback", "time_s"):
+    status = record.get("status")
+    clean = {"status": status if status in statuses else "error"}
+    for key in _RECORD_FIELDS:
         value = record.get(key)
         if isinstance(value, str):
             clean[key] = value[:2000]
-        elif isinstance(value, (int, float)) and not isinstance(value, bool):
-            clean[key] = value
+    if status not in statuses:
+        clean["error"] = "garbled result from the test process"
     return clean
 
 
-def _run_child(job, start, deadline, run_as_uid, workdir, child=None):
-    """Run tests[start:] in a (standby) child; return (load record or None, test records, failure or None)."""
+class _JobState:
+    """What one job has produced so far, across the children that ran it (a timeout starts a fresh child)."""
+
+    def __init__(self, job, out):
+        self.job, self.out = job, out
+        self.n = len(job["calls"])
+        self.load = None  # the load record, once sent
+        self.done = 0  # tests reported so far
+        self.bytes = 0  # everything the candidate's children sent
+        self.last = time.monotonic()  # when the last record came: a test's time is the gap since
+
+    def emit(self, record):
+        self.out.write(json.dumps(dict(record, job=self.job["job"])) + "\n")
+        self.out.flush()
+
+    def send_load(self, record):
+        self.load = record
+        self.emit({"load": record})
+        self.last = time.monotonic()
+
+    def send_test(self, record):
+        now = time.monotonic()
+        record.setdefault("time_s", round(now - self.last, 6))
+        self.last = now
+        self.emit(dict(record, test=self.done))
+        self.done += 1
+
+
+def _handle_line(line, state, first):
+    """One line from the child (`first`: its load line); returns a failure record when the protocol is broken."""
+    if first:
+        try:
+            load = json.loads(line)["load"]
+            if not isinstance(load, dict):
+                raise ValueError
+        except (ValueError, KeyError, TypeError, RecursionError):
+            return {"status": "error", "error": "garbled result from the test process"}
+        load = _clean(load, _LOAD_STATUSES)
+        if state.load is None:
+            state.send_load(load)
+        elif load["status"] != "ok":  # a fresh child after a timeout: its module did not load this time
+            return dict(load, error="on a rerun after the previous test: " + load.get("error", load["status"]))
+        return None
+    if state.done >= state.n:
+        return {"status": "error", "error": "the candidate sent more results than there are tests"}
+    if line[:1] == b"V":
+        state.send_test({"status": "returned", "value": line[1:].decode("utf-8", "replace")})
+        return None
+    try:
+        record = json.loads(line)
+        if not isinstance(record, dict):
+            raise ValueError
+    except (ValueError, RecursionError):
+        record = {}
+    state.send_test(_clean(record, _CHILD_STATUSES))
+    return None
+
+
+def _kill_child(pid):
+    for kill, target in ((os.killpg, pid), (os.kill, pid)):
+        try:
+            kill(target, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def _run_child(state, deadline, run_as_uid, workdir, child=None):
+    """Run the job's tests from state.done on in a (standby) child; returns a failure record or None."""
+    job = state.job
     pid, job_w, read_fd = child or spawn_child(run_as_uid)
+    start = state.done
     try:
         os.write(job_w, b"")  # fails at once if the standby died
         data = json.dumps({"job": job, "start": start, "workdir": workdir}).encode()
@@ -319,89 +471,114 @@ def _run_child(job, start, deadline, run_as_uid, workdir, child=None):
         pass  # the child is gone; its exit status says why below
     finally:
         os.close(job_w)
-    test_timeout = job["limits"]["test_timeout_s"]
-    load, records, buffer = None, [], b""
+    limits = job["limits"]
+    test_timeout = limits["test_timeout_s"]
+    memory_mb = limits["memory_mb"]
+    partial, partial_bytes = [], 0  # the current line's chunks so far
     test_deadline = min(deadline, time.monotonic() + test_timeout)
+    next_memory_check = time.monotonic() + MEMORY_POLL_S
     failure = None
-    while True:
-        wait = test_deadline - time.monotonic()
-        if wait <= 0:
+    finished = False
+    lines = 0  # lines this child sent: the first is its load line
+    while failure is None:
+        now = time.monotonic()
+        if now >= test_deadline:
             failure = {"status": "timeout", "error": f"no result within {test_timeout:g} s (wall clock)"}
-            if time.monotonic() >= deadline:
+            if now >= deadline:
                 failure["error"] = "the candidate's total time limit ran out"
             break
-        ready, _, _ = select.select([read_fd], [], [], wait)
+        if now >= next_memory_check:
+            used = _candidate_memory_mb(pid)
+            if used > memory_mb:
+                failure = {"status": "memory-exceeded",
+                           "error": f"the candidate's processes together used {used:.0f} MB (limit {memory_mb} MB)"}
+                break
+            next_memory_check = now + MEMORY_POLL_S
+        ready, _, _ = select.select([read_fd], [], [], max(0.0, min(test_deadline, next_memory_check) - now))
         if not ready:
             continue
-        chunk = os.read(read_fd, 65536)
+        chunk = os.read(read_fd, 1 << 16)
         if not chunk:  # the child exited (or closed the pipe)
             break
-        buffer += chunk
-        if len(buffer) > MAX_LINE_BYTES:
-            failure = {"status": "error", "error": "the candidate flooded the result channel"}
+        state.bytes += len(chunk)
+        if state.bytes > MAX_JOB_BYTES:
+            failure = {"status": "error", "error": f"the candidate sent more than {MAX_JOB_BYTES >> 20} MB of results"}
             break
-        *lines, buffer = buffer.split(b"\n")
-        for line in lines:
-            try:
-                record = json.loads(line)
-            except ValueError:
-                failure = {"status": "error", "error": "garbled result from the test process"}
+        begin = 0
+        while failure is None:
+            end = chunk.find(b"\n", begin)
+            if end < 0:
+                partial.append(chunk[begin:])
+                partial_bytes += len(chunk) - begin
+                if partial_bytes > MAX_RECORD_BYTES:
+                    failure = {"status": "error",
+                               "error": f"a result longer than {MAX_RECORD_BYTES >> 20} MB (the output is too large)"}
                 break
-            if not isinstance(record, dict):
-                failure = {"status": "error", "error": "garbled result from the test process"}
-                break
-            if "load" in record and load is None:
-                load = _clean(record["load"]) if isinstance(record["load"], dict) else {"status": "error"}
-            else:
-                records.append(_clean(record))
+            line = b"".join(partial) + chunk[begin:end] if partial else chunk[begin:end]
+            partial, partial_bytes = [], 0
+            begin = end + 1
+            failure = _handle_line(line, state, lines == 0)
+            lines += 1
             test_deadline = min(deadline, time.monotonic() + test_timeout)
-        if failure:
+            if failure is None and (state.load["status"] != "ok" or state.done >= state.n):
+                finished = True  # everything this child owes us has come: stop it, whatever it does next
+                break
+        if finished:
             break
     os.close(read_fd)
-    if failure is not None:
-        try:
-            os.killpg(pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+    if failure is not None or finished:
+        _kill_child(pid)
     _, status = os.waitpid(pid, 0)
-    if failure is None and (load is None or (load.get("status") == "ok" and start + len(records) < len(job["tests"]))):
+    if failure is None and not finished:
         failure = _death_record(status)
-    return load, records, failure
+    return failure
 
 
-def _remember_tests(tests):
-    if len(_compiled) > MAX_COMPILED:
-        _compiled.clear()
-    for test in tests:
-        for source in (test["call"], test["expected"]):
-            if source not in _compiled:
-                try:
-                    _compiled[source] = compile(source, "<test>", "eval")
-                except (SyntaxError, ValueError):
-                    pass  # the child reports it when it evaluates the text
-
-
-def _empty(folder):
-    try:
-        leftovers = os.listdir(folder)
-    except OSError:
-        return
-    for name in leftovers:
-        path = os.path.join(folder, name)
-        if os.path.isdir(path) and not os.path.islink(path):
-            shutil.rmtree(path, ignore_errors=True)
-        else:
+def _clear_folder(folder, keep=()):
+    """Remove everything inside `folder` (but the folders named in `keep`, which are emptied instead), without
+    recursion and without long paths: each subfolder is first moved up into `folder` itself under a name no
+    candidate can guess, so no depth of nesting, no descriptor limit and no mode a candidate set can stop it."""
+    token = os.urandom(6).hex()
+    moved, pending = [], [folder]
+    while pending:
+        current = pending.pop()
+        if current != folder:
             try:
-                os.unlink(path)
+                os.chmod(current, 0o700)  # the candidate may have made its folder unreadable (we own it, or are root)
             except OSError:
                 pass
+        try:
+            entries = list(os.scandir(current))
+        except OSError:
+            continue
+        for entry in entries:
+            try:
+                is_folder = entry.is_dir(follow_symlinks=False)
+            except OSError:
+                is_folder = False
+            if not is_folder:
+                try:
+                    os.unlink(entry.path)
+                except OSError:
+                    pass
+            elif current == folder and entry.name in keep:
+                pending.append(entry.path)
+            else:
+                target = os.path.join(folder, f".tgd-clear-{token}-{len(moved)}")
+                try:
+                    os.rename(entry.path, target)
+                except OSError:
+                    continue
+                moved.append(target)
+                pending.append(target)
+    for target in moved:  # each is empty now: its files are gone and its subfolders were moved out of it
+        try:
+            os.rmdir(target)
+        except OSError:
+            pass
 
 
-def run_job(job, run_as_uid, tmp_root, own_pid_namespace=False, standby=None):
+def run_job(job, out, run_as_uid, tmp_root, own_pid_namespace=False, standby=None):
     t0 = time.monotonic()
     limits = job["limits"]
     deadline = t0 + limits["total_timeout_s"]
@@ -412,30 +589,80 @@ def run_job(job, run_as_uid, tmp_root, own_pid_namespace=False, standby=None):
     if run_as_uid is not None:
         os.chown(workdir, run_as_uid, run_as_uid)
     os.chmod(workdir, 0o700)
-    tests, load, n = [], None, len(job["tests"])
+    state = _JobState(job, out)
     try:
         while True:
-            child_load, records, failure = _run_child(job, len(tests), deadline, run_as_uid, workdir, standby)
+            failure = _run_child(state, deadline, run_as_uid, workdir, standby)
             standby = None
             _kill_everything_below(os.getpid(), run_as_uid, own_pid_namespace)
-            if load is None:
-                load = child_load or dict(failure or {}, status=(failure or {}).get("status", "error"))
-                if child_load is None:
-                    break  # the module itself hung or crashed: reported once, no test ran
-            if load.get("status") != "ok":
+            if state.load is None:
+                state.send_load(dict(failure or {}, status=(failure or {}).get("status", "error")))
+                break  # the module itself hung or crashed: reported once, no test ran
+            if state.load["status"] != "ok" or state.done >= state.n:
                 break
-            tests.extend(records[: n - len(tests)])
-            if failure is not None and len(tests) < n:
-                tests.append(dict(failure, time_s=round(limits["test_timeout_s"], 3)))
-            if len(tests) >= n:
+            if failure is not None:
+                state.send_test(dict(failure, time_s=round(limits["test_timeout_s"], 3)))
+            if state.done >= state.n:
                 break
             if time.monotonic() >= deadline:
-                left = n - len(tests)
-                tests.extend([{"status": "timeout", "error": "not run: the candidate's total time limit ran out"}] * left)
+                while state.done < state.n:
+                    state.send_test({"status": "timeout", "error": "not run: the candidate's total time limit ran out",
+                                     "time_s": 0.0})
                 break
     finally:
-        _empty(workdir)
-    return {"job": job["job"], "load": load, "tests": tests, "time_s": round(time.monotonic() - t0, 6)}
+        _clear_writable_places(tmp_root, workdir)
+    state.emit({"done": True, "time_s": round(time.monotonic() - t0, 6)})
+
+
+def _clear_writable_places(tmp_root, workdir):
+    """Everything a candidate could have written, so nothing of one candidate is there for the next."""
+    _clear_folder(tmp_root, keep=(os.path.basename(workdir),))
+    if tmp_root == "/tmp":  # inside bubblewrap, where /dev/shm is the sandbox's own
+        _clear_folder("/dev/shm")
+
+
+# ---------------------------------------------------------------- seccomp: no new namespaces for candidates
+
+def _deny_new_namespaces():
+    """A seccomp filter for this process and every process it forks: unshare() and clone() with any CLONE_NEW*
+    flag fail with EPERM, clone3() with ENOSYS (its flags live in memory a filter cannot read; the C library
+    then falls back to clone()), and setns() with EPERM. Returns False where the kernel or arch does not allow it.
+    """
+    import platform
+
+    arches = {"x86_64": (0xC000003E, {"unshare": 272, "clone": 56, "clone3": 435, "setns": 308}),
+              "aarch64": (0xC00000B7, {"unshare": 97, "clone": 220, "clone3": 435, "setns": 268})}
+    if platform.machine() not in arches:
+        return False
+    audit_arch, nr = arches[platform.machine()]
+    new_namespaces = 0x7E020000  # CLONE_NEWNS|NEWCGROUP|NEWUTS|NEWIPC|NEWUSER|NEWPID|NEWNET
+    ld_w, jeq, jset, ret = 0x20, 0x15, 0x45, 0x06
+    allow, eperm, enosys = 0x7FFF0000, 0x00050000 | 1, 0x00050000 | 38
+    program = [
+        (ld_w, 0, 0, 4),                          # A = arch
+        (jeq, 1, 0, audit_arch),                  # native arch: go on; anything else: kill
+        (ret, 0, 0, 0x80000000),                  # SECCOMP_RET_KILL_PROCESS
+        (ld_w, 0, 0, 0),                          # A = syscall number
+        (jset, 0, 1, 0x40000000), (ret, 0, 0, eperm),  # the x32 numbering of the same calls
+        (jeq, 0, 1, nr["clone3"]), (ret, 0, 0, enosys),
+        (jeq, 0, 1, nr["setns"]), (ret, 0, 0, eperm),
+        (jeq, 1, 0, nr["unshare"]),               # unshare: test its flags (argument 0)
+        (jeq, 0, 4, nr["clone"]),                 # clone: test its flags (argument 0); other calls: allow
+        (ld_w, 0, 0, 16),                         # A = low 32 bits of argument 0
+        (jset, 0, 1, new_namespaces),
+        (ret, 0, 0, eperm),
+        (ret, 0, 0, allow),
+        (ret, 0, 0, allow),
+    ]
+    filters = b"".join(struct.pack("HBBI", *op) for op in program)
+    buffer = ctypes.create_string_buffer(filters)
+    fprog = struct.pack("HL", len(program), ctypes.addressof(buffer))
+    fprog_buffer = ctypes.create_string_buffer(fprog)
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+    if libc.prctl(38, 1, 0, 0, 0) != 0:  # PR_SET_NO_NEW_PRIVS: required to install a filter without privilege
+        return False
+    return libc.prctl(22, 2, ctypes.addressof(fprog_buffer), 0, 0) == 0  # PR_SET_SECCOMP, SECCOMP_MODE_FILTER
 
 
 def main():
@@ -446,13 +673,17 @@ def main():
         ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
     except (OSError, AttributeError):
         pass
+    try:
+        namespaces_denied = _deny_new_namespaces()
+    except (OSError, AttributeError, ValueError):
+        namespaces_denied = False
     # Warm the child's imports once; every fork then starts with them loaded.
     # Also warms modules candidates often import: after the uid drop the interpreter's own files may be unreadable
     # (a Python installed under /root in the fallback), and a module already in sys.modules needs no file.
     exec(compile(PREAMBLE, "<preamble>", "exec"), _preamble_namespace)
     _preamble_namespace.pop("__builtins__", None)
     for module in ("array", "cmath", "copy", "dataclasses", "decimal", "enum", "fractions", "operator", "queue",
-                   "random", "statistics", "traceback"):
+                   "random", "statistics", "traceback", "linecache"):
         __import__(module)
 
     import gc
@@ -464,17 +695,13 @@ def main():
     for line in sys.stdin:
         message = json.loads(line)
         if "ping" in message:
-            reply = {"pong": message["ping"]}
-        else:
-            reply = run_job(message, run_as_uid, tmp_root, own_pid_namespace, standby)
-            standby = None
-        out.write(json.dumps(reply) + "\n")
-        out.flush()
-        if "ping" not in message:
-            _remember_tests(message["tests"])
-        if standby is None:
-            # After the reply (the caller goes on meanwhile) and after the clean-up (which would kill it).
-            standby = spawn_child(run_as_uid)
+            out.write(json.dumps({"pong": message["ping"], "namespaces_denied": namespaces_denied}) + "\n")
+            out.flush()
+            continue
+        run_job(message, out, run_as_uid, tmp_root, own_pid_namespace, standby)
+        del message, line  # nothing of this job stays referenced while the next child is forked
+        # After the reply (the caller goes on meanwhile) and after the clean-up (which would kill it).
+        standby = spawn_child(run_as_uid)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from tgdomains.domain import ParseError
 from tgdomains.variable import Variable
 
 if TYPE_CHECKING:
-    from tgdomains.engines.base import Engine
+    from tgdomains.engines.base import Engine, ReplyFormat
 
 _OPEN = re.compile(rf"<{prompts.TAG}>", re.I)
 _CLOSE = re.compile(rf"</{prompts.TAG}>", re.I)
@@ -76,12 +76,15 @@ class TGD:
     momentum:    how many past attempts (value, score, feedback) the prompt shows.
     validate:    maps a raw extracted value to the canonical one, or raises ParseError (a domain's `parse`).
     one_call:    feedback and new value in one LLM call from the evaluation text (no backward needed).
+    reply_format: the reply's grammar (tgdomains.grammar.reply_format), sent with every step and repair request;
+                 engines that constrain decoding (the local one) then never sample a reply the parser rejects.
     """
 
     def __init__(self, params: Iterable[Variable], engine: Engine, *, constraints: list[str] | None = None,
                  examples: list[str] | None = None, momentum: int = 0, context: str = "",
                  validate: Callable[[str], str] | None = None, one_call: bool = False, temperature: float = 0.0,
-                 max_tokens: int | None = None, seed: int | None = None) -> None:
+                 max_tokens: int | None = None, seed: int | None = None,
+                 reply_format: ReplyFormat | None = None) -> None:
         self.params = list(params)
         self.engine = engine
         self.constraints = list(constraints or [])
@@ -93,6 +96,7 @@ class TGD:
         self.temperature = temperature
         self.max_tokens = max_tokens
         self.seed = seed
+        self.reply_format = reply_format
         self.memory: dict[int, deque[Attempt]] = {}
         self.reports: dict[int, StepReport] = {}
 
@@ -163,12 +167,17 @@ class TGD:
 
     def _ask(self, messages: list[dict], report: StepReport) -> str:
         """One LLM call and its parse; ParseError (never anything else) when the reply is unusable."""
-        reply = self.engine.generate(messages, temperature=self.temperature, max_tokens=self.max_tokens,
-                                     seed=self.seed).text
+        options = {"reply_format": self.reply_format} if self.reply_format is not None else {}
+        completion = self.engine.generate(messages, temperature=self.temperature, max_tokens=self.max_tokens,
+                                          seed=self.seed, **options)
+        reply = completion.text
         report.replies.append(reply if isinstance(reply, str) else str(reply))
         try:
             value = extract_tagged(report.replies[-1])
         except ParseError as untagged:
+            if getattr(completion, "finish_reason", None) == "length":
+                untagged = ParseError(f"{untagged}; the reply was cut off at the token limit (finish_reason "
+                                      f"'length')")
             # Small models often forget the tags but still write a usable value (a fenced block, "SMILES: ...",
             # bare JSON). The domain's parser is strict, so letting it read the whole reply is safe; a reply cut
             # off inside its block stays unusable.

@@ -34,6 +34,7 @@ from tgdomains.domain import Domain
 from tgdomains.engines.base import Engine
 from tgdomains.engines.budget import BudgetExceeded, RunEngine
 from tgdomains.evaluation import Evaluation
+from tgdomains.grammar import reply_format_for
 from tgdomains.loss import evaluation_loss
 from tgdomains.optimizer import TGD, Attempt
 from tgdomains.records import RunRecord
@@ -296,7 +297,8 @@ def _step(slot: _Slot, feedback: str | None, setup: _Setup, steps: list[dict], c
     x = Variable(parent["value"], setup.role, requires_grad=True)
     opt = TGD([x], slot.meter, constraints=setup.constraints, examples=examples, momentum=cfg.momentum,
               context=setup.context, validate=lambda raw: domain.parse(raw, instance), one_call=cfg.one_call,
-              temperature=cfg.temperature, max_tokens=cfg.max_tokens, seed=slot.seed)
+              temperature=cfg.temperature, max_tokens=cfg.max_tokens, seed=slot.seed,
+              reply_format=reply_format_for(domain, instance))
     for attempt in _memory(parent, steps, cfg.momentum):
         opt.remember(x, attempt)
     if not cfg.one_call:

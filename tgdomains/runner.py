@@ -21,6 +21,7 @@ from tgdomains.domain import Domain, ParseError
 from tgdomains.engines.base import Engine
 from tgdomains.engines.budget import BudgetExceeded, RunEngine
 from tgdomains.evaluation import Evaluation
+from tgdomains.grammar import reply_format_for
 from tgdomains.loss import evaluation_loss
 from tgdomains.optimizer import TGD, Attempt
 from tgdomains.records import RunRecord
@@ -131,7 +132,7 @@ def optimize(domain: Domain, instance: Any, *, engine: Engine, run_dir: str | Pa
     x = Variable(steps[-1]["value"], start_role, requires_grad=True)
     opt = TGD([x], run_engine, constraints=all_constraints, examples=all_examples, momentum=cfg.momentum,
               context=context, validate=lambda raw: domain.parse(raw, instance), one_call=cfg.one_call,
-              temperature=cfg.temperature, max_tokens=cfg.max_tokens)
+              temperature=cfg.temperature, max_tokens=cfg.max_tokens, reply_format=reply_format_for(domain, instance))
     for step in steps[1:]:  # momentum as it was before the kill
         parent = steps[step["parent"]]
         opt.remember(x, Attempt(parent["value"], parent["evaluation"]["score"], step["feedback"]))

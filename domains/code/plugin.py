@@ -91,6 +91,12 @@ class CodeDomain:
                              "for a zero-shot first solution")
         return Start(zero_shot_solution(self, problem, engine), role, constraints)
 
+    def value_format(self, problem: Problem) -> Any:
+        """One fenced Python block for constrained decoding, with a token limit that fits a whole program."""
+        from domains.code.value_format import value_format
+
+        return value_format()
+
     def parse(self, raw_text: str, problem: Problem) -> str:
         return evaluator.parse_candidate(raw_text, problem)
 
@@ -142,7 +148,10 @@ def zero_shot_solution(domain: CodeDomain, problem: Problem, engine: Engine, *, 
 
     messages = prompts.solve_messages(domain.context(problem), domain.role_description(problem),
                                       domain.constraints(problem))
-    reply = engine.generate(messages, temperature=temperature, seed=seed).text
+    from tgdomains.grammar import reply_format_for
+
+    reply = engine.generate(messages, temperature=temperature, seed=seed,
+                            reply_format=reply_format_for(domain, problem)).text
     try:
         return evaluator.parse_candidate(reply, problem)
     except ParseError:

@@ -125,6 +125,12 @@ class MoleculesDomain:
             ],
         )
 
+    def value_format(self, instance: MoleculeTask) -> Any:
+        """One SMILES line for constrained decoding (bracket atoms outside the organic subset, no bare H)."""
+        from domains.molecules.value_format import value_format
+
+        return value_format()
+
     def parse(self, raw_text: str, instance: MoleculeTask) -> str:
         try:
             return canonical_smiles(extract_smiles(raw_text))

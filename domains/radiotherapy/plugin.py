@@ -172,6 +172,12 @@ class RadiotherapyDomain:
         verdict = "meets every goal" if ev.passed else "fails " + "; ".join(failed)
         return f"Example plan on this case: {' '.join(value.split())} -> {verdict} (score {ev.score:.3f})."
 
+    def value_format(self, instance: RadiotherapyInstance) -> Any:
+        """The plan's JSON for constrained decoding: this case's structures, weights and dose levels in bounds."""
+        from domains.radiotherapy.value_format import value_format
+
+        return value_format(instance.case)
+
     def parse(self, raw_text: str, instance: RadiotherapyInstance) -> str:
         from domains.radiotherapy.hyperparameters import HyperparameterError, parse_hyperparameters, to_json
 

@@ -27,6 +27,32 @@ class Completion:
     usage: Usage = field(default_factory=Usage)
     cached: bool = False
     failures: int = 0  # failed attempts (timeouts, 429, 5xx) the engine retried before this reply
+    # Why decoding stopped, as the engine said: "stop" (the reply is complete), "length" (cut off at max_tokens),
+    # None when the engine does not say (scripted replies, old cassettes).
+    finish_reason: str | None = None
+
+
+@dataclass(frozen=True)
+class ReplyFormat:
+    """The shape a reply must have, for engines that can constrain decoding to it (see tgdomains.grammar).
+
+    grammar:      a llama.cpp GBNF grammar of the whole reply (rule `root`);
+    value_schema: JSON Schema (as JSON text) of the value inside the tags when the value is JSON, else None;
+    max_tokens:   the token limit that fits a whole reply of this format (used when a request gives none).
+    """
+
+    name: str
+    grammar: str
+    value_schema: str | None = None
+    max_tokens: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "grammar": self.grammar, "value_schema": self.value_schema,
+                "max_tokens": self.max_tokens}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> ReplyFormat | None:
+        return cls(**data) if data else None
 
 
 @dataclass(frozen=True)
@@ -39,28 +65,48 @@ class Request:
     max_tokens: int | None = None
     seed: int | None = None
     stop: tuple[str, ...] | None = None
+    reply_format: ReplyFormat | None = None  # constrained decoding, where the engine supports it
 
     @classmethod
     def build(cls, model: str, messages: list[Message], temperature: float = 0.0, max_tokens: int | None = None,
-              seed: int | None = None, stop: list[str] | tuple[str, ...] | None = None) -> Request:
+              seed: int | None = None, stop: list[str] | tuple[str, ...] | None = None,
+              reply_format: ReplyFormat | None = None) -> Request:
         return cls(model, tuple((m["role"], m["content"]) for m in messages), float(temperature), max_tokens, seed,
-                   tuple(stop) if stop else None)
+                   tuple(stop) if stop else None, reply_format)
 
     def chat(self) -> list[Message]:
         return [{"role": r, "content": c} for r, c in self.messages]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"model": self.model, "messages": self.chat(), "temperature": self.temperature,
-                "max_tokens": self.max_tokens, "seed": self.seed, "stop": list(self.stop) if self.stop else None}
+        out = {"model": self.model, "messages": self.chat(), "temperature": self.temperature,
+               "max_tokens": self.max_tokens, "seed": self.seed, "stop": list(self.stop) if self.stop else None}
+        if self.reply_format is not None:  # absent otherwise: requests without a grammar keep their old keys
+            out["reply_format"] = self.reply_format.to_dict()
+        return out
+
+    def options(self) -> dict[str, Any]:
+        """The keyword arguments of `Engine.generate` that reproduce this request (what wrappers forward)."""
+        options: dict[str, Any] = {"temperature": self.temperature, "max_tokens": self.max_tokens, "seed": self.seed,
+                                   "stop": list(self.stop) if self.stop else None}
+        if self.reply_format is not None:  # only then: an engine outside this package may not take the argument
+            options["reply_format"] = self.reply_format
+        return options
 
     @property
     def key(self) -> str:
-        blob = json.dumps(self.to_dict(), sort_keys=True, ensure_ascii=False)
-        return hashlib.sha256(blob.encode()).hexdigest()
+        return key_of(self.to_dict())
+
+
+def key_of(data: dict[str, Any]) -> str:
+    blob = json.dumps(data, sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(blob.encode()).hexdigest()
 
 
 @runtime_checkable
 class Engine(Protocol):
+    """`reply_format` is optional: callers pass it only when they have one, engines that cannot constrain decoding
+    ignore it (the parser and the repair request still apply)."""
+
     model: str
 
     def generate(self, messages: list[Message], *, temperature: float = 0.0, max_tokens: int | None = None,
@@ -139,9 +185,16 @@ class BaseEngine:
     def cost(self, usage: Usage) -> float:
         return 0.0
 
+    def settings(self) -> dict[str, Any]:
+        """What, besides the request, decides this engine's reply: the model file, default max_tokens, sampling
+        parameters, the endpoint. Part of the reply cache's key, so a reply made under one setting is never served
+        under another. Wrappers report their inner engine's."""
+        return {}
+
     def generate(self, messages: list[Message], *, temperature: float = 0.0, max_tokens: int | None = None,
-                 seed: int | None = None, stop: list[str] | None = None) -> Completion:
-        request = Request.build(self.model, messages, temperature, max_tokens, seed, stop)
+                 seed: int | None = None, stop: list[str] | None = None,
+                 reply_format: ReplyFormat | None = None) -> Completion:
+        request = Request.build(self.model, messages, temperature, max_tokens, seed, stop, reply_format)
         try:
             completion = self._complete(request)
         except Exception as exc:  # every wrapper (RunEngine, cache, recorder) counts the attempts that failed
@@ -157,12 +210,13 @@ class BaseEngine:
         return completion
 
     async def agenerate(self, messages: list[Message], *, temperature: float = 0.0, max_tokens: int | None = None,
-                        seed: int | None = None, stop: list[str] | None = None) -> Completion:
+                        seed: int | None = None, stop: list[str] | None = None,
+                        reply_format: ReplyFormat | None = None) -> Completion:
         # Engines block on I/O or a local model; a thread keeps the event loop free without a second code path.
         import asyncio  # imported here: it costs ~50 ms and only async callers need it
 
         return await asyncio.to_thread(self.generate, messages, temperature=temperature, max_tokens=max_tokens,
-                                       seed=seed, stop=stop)
+                                       seed=seed, stop=stop, reply_format=reply_format)
 
     def describe(self) -> str:
         return f"{type(self).__name__}(model={self.model!r})"

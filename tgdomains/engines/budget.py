@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from tgdomains.engines.base import BaseEngine, Completion, Engine, Request, Usage
 
 
@@ -45,11 +47,13 @@ class RunEngine(BaseEngine):
         reason = self.exhausted()
         if reason:
             raise BudgetExceeded(reason)
-        return self.engine.generate(request.chat(), temperature=request.temperature, max_tokens=request.max_tokens,
-                                    seed=request.seed, stop=list(request.stop) if request.stop else None)
+        return self.engine.generate(request.chat(), **request.options())
 
     def cost(self, usage: Usage) -> float:
         return getattr(self.engine, "cost", lambda u: 0.0)(usage)
+
+    def settings(self) -> dict[str, Any]:
+        return getattr(self.engine, "settings", dict)()
 
     def describe(self) -> str:
         return getattr(self.engine, "describe", lambda: repr(self.engine))()

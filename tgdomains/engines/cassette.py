@@ -1,7 +1,8 @@
 """Record/replay: a run recorded against a real model replays byte-for-byte offline.
 
-A cassette is a JSONL file, one line per request: its key, the request, the reply text and usage. Replay serves
-replies by key; a request asked several times gets its recorded replies in order.
+A cassette is a JSONL file, one line per request: its key, the request (with its reply grammar, when it had one),
+the engine's settings, the reply text, usage and finish reason. Replay serves replies by key; a request asked
+several times gets its recorded replies in order.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import os
 import threading
 from collections import defaultdict, deque
 from pathlib import Path
+from typing import Any
 
 from tgdomains.engines.base import BaseEngine, Completion, Engine, Request, Usage
 
@@ -26,10 +28,10 @@ class RecordingEngine(BaseEngine):
         self._lock = threading.Lock()
 
     def _complete(self, request: Request) -> Completion:
-        c = self.engine.generate(request.chat(), temperature=request.temperature, max_tokens=request.max_tokens,
-                                 seed=request.seed, stop=list(request.stop) if request.stop else None)
-        line = json.dumps({"key": request.key, "request": request.to_dict(), "text": c.text,
-                           "usage": [c.usage.prompt_tokens, c.usage.completion_tokens]}, ensure_ascii=False)
+        c = self.engine.generate(request.chat(), **request.options())
+        line = json.dumps({"key": request.key, "request": request.to_dict(), "engine": self.settings(),
+                           "text": c.text, "usage": [c.usage.prompt_tokens, c.usage.completion_tokens],
+                           "finish_reason": c.finish_reason}, ensure_ascii=False)
         with self._lock:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with open(self.path, "a", encoding="utf-8") as f:
@@ -40,6 +42,9 @@ class RecordingEngine(BaseEngine):
 
     def cost(self, usage: Usage) -> float:
         return getattr(self.engine, "cost", lambda u: 0.0)(usage)
+
+    def settings(self) -> dict[str, Any]:
+        return getattr(self.engine, "settings", dict)()
 
 
 class CassetteMiss(KeyError):
@@ -81,8 +86,9 @@ class ReplayEngine(BaseEngine):
                 raise CassetteMiss(f"cassette {self.path} has no (more) replies for this request; last message:\n"
                                    f"{request.messages[-1][1][:300]}")
             entry = queue[0] if len(queue) == 1 else queue.popleft()  # the last reply repeats for repeated asks
-        return Completion(entry["text"], Usage(*entry["usage"]))
+        return Completion(entry["text"], Usage(*entry["usage"]), finish_reason=entry.get("finish_reason"))
 
-    def generate(self, messages, *, temperature=0.0, max_tokens=None, seed=None, stop=None):
+    def generate(self, messages, *, temperature=0.0, max_tokens=None, seed=None, stop=None, reply_format=None):
         self._load()  # the model name comes from the cassette and is part of the key
-        return super().generate(messages, temperature=temperature, max_tokens=max_tokens, seed=seed, stop=stop)
+        return super().generate(messages, temperature=temperature, max_tokens=max_tokens, seed=seed, stop=stop,
+                                reply_format=reply_format)

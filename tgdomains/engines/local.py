@@ -104,6 +104,41 @@ def _close_models() -> None:
         _MODELS.clear()
 
 
+def _prefix_reusing_llama(llama_cpp: Any) -> type:
+    """A llama_cpp.Llama that keeps the previous prompt's KV cache for the next request, in whole batches only.
+
+    Requests of one run repeat their start (system prompt, task context). Reusing that prefix saves its
+    evaluation, but only if the reply stays the same as from an empty cache: llama.cpp evaluates a prompt in
+    batches of n_batch tokens and the floating-point result depends on the batch boundaries. So the kept prefix is
+    always a whole number of n_batch batches of the previous prompt, each evaluated as a full batch starting at a
+    multiple of n_batch — exactly the batches a fresh evaluation of the new prompt computes — and never the
+    previous prompt's last partial batch or its generated tokens. Same request, same seed: same reply, whatever
+    ran before (tested).
+    """
+
+    class PrefixReusingLlama(llama_cpp.Llama):
+        reusable_tokens = 0  # positions [0, this) hold full batches of the last completed prompt
+        pending_reusable = 0
+
+        def generate(self, tokens, *args, **kwargs):
+            tokens = list(tokens)
+            chunk = self.n_batch
+            match = 0
+            for a, b in zip(self._input_ids[: self.reusable_tokens], tokens, strict=False):
+                if a != b:
+                    break
+                match += 1
+            keep = min(match, len(tokens) - 1) // chunk * chunk  # at least one token left to evaluate
+            self.reusable_tokens = 0  # until this request completes, nothing in the cache is known to be whole
+            self.pending_reusable = len(tokens) // chunk * chunk
+            if keep == 0:
+                self.reset()
+            self.n_tokens = keep  # llama-cpp-python's own prefix check now finds exactly `keep` tokens
+            return super().generate(tokens, *args, **kwargs)
+
+    return PrefixReusingLlama
+
+
 def _load_model(path: Path, n_ctx: int, n_threads: int, n_batch: int, chat_format: str | None) -> _Loaded:
     key = (str(path.resolve()), n_ctx, n_threads, n_batch, chat_format)
     with _MODELS_LOCK:
@@ -118,9 +153,9 @@ def _load_model(path: Path, n_ctx: int, n_threads: int, n_batch: int, chat_forma
                 raise LocalEngineError("the local engine needs llama-cpp-python: pip install 'tgdomains[local]'") \
                     from exc
 
-            llama = llama_cpp.Llama(
+            llama = _prefix_reusing_llama(llama_cpp)(
                 str(path), n_ctx=n_ctx, n_threads=n_threads, n_threads_batch=n_threads, n_batch=n_batch,
-                chat_format=chat_format,  # None: the chat template stored in the GGUF (the model's own)
+                n_ubatch=n_batch, chat_format=chat_format,  # None: the chat template stored in the GGUF
                 verbose=False)
             loaded = _Loaded(llama, threading.Lock())
             if not _MODELS:
@@ -135,19 +170,23 @@ class LocalEngine(BaseEngine):
     - Model: `model_path`, else env TGDOMAINS_LOCAL_MODEL, else Qwen2.5-Coder-1.5B-Instruct Q4_K_M (a path or a
       known name: `tiny` is SmolLM2-135M). It loads on the first call (~1 s for the default, memory-mapped);
       the constructor only stores arguments.
+    - Constrained decoding: a request's `reply_format` grammar (GBNF) is enforced by llama.cpp's sampler, so the
+      reply always has the format's shape (it can still be cut off at max_tokens: `finish_reason` says "length").
+      A request without max_tokens gets its format's limit, else `max_tokens`.
     - Concurrency: one model per process, requests **serialized** by a lock (a llama.cpp context decodes one
       sequence at a time). Threads of a batch queue on it; worker processes and Ray tasks load their own copy.
     - Seeds: sent to the sampler, so the same request with the same seed gives the same reply at any temperature.
-      Every request is decoded from an empty KV cache: reusing the previous request's prefix would change the
-      batch shapes llama.cpp evaluates with, and with them the floating-point logits and the reply.
+    - Prefix reuse (`reuse_prefix=True`): the previous prompt's KV cache is kept in whole n_batch batches, which
+      keeps replies identical to an empty-cache decode (see `_prefix_reusing_llama`); False decodes every request
+      from an empty cache.
     - Tokens: the runtime's own counts (prompt after the chat template, completion). Cost: 0.
-    - Threads: 1 by default, with OMP_WAIT_POLICY=PASSIVE; more only helps on idle cores (a 7B model on a laptop).
-    - max_tokens: used when a request gives none; the runtime also caps it at what is left of `n_ctx`.
+    - Threads: 1 by default, with OMP_WAIT_POLICY=PASSIVE (see bench/local for what more threads give).
     """
 
     def __init__(self, model_path: str | os.PathLike | None = None, *, n_threads: int = 1, n_ctx: int = 4096,
-                 max_tokens: int = 512, n_batch: int = 512, chat_format: str | None = None,
-                 top_k: int = 40, top_p: float = 0.95, min_p: float = 0.05, repeat_penalty: float = 1.0) -> None:
+                 max_tokens: int = 512, n_batch: int = 256, chat_format: str | None = None,
+                 top_k: int = 40, top_p: float = 0.95, min_p: float = 0.05, repeat_penalty: float = 1.0,
+                 reuse_prefix: bool = True) -> None:
         super().__init__()
         self.model_path = model_path
         self.n_threads = n_threads
@@ -159,6 +198,7 @@ class LocalEngine(BaseEngine):
         self.top_p = top_p
         self.min_p = min_p
         self.repeat_penalty = repeat_penalty
+        self.reuse_prefix = reuse_prefix
         self._path: Path | None = None
         self._llama: _Loaded | None = None
 
@@ -173,6 +213,13 @@ class LocalEngine(BaseEngine):
         # The file's name, not its path: caches and cassettes stay valid when the model moves to another folder.
         return self.model_file().name.removesuffix(".gguf")
 
+    def settings(self) -> dict[str, Any]:
+        # n_threads and prefix reuse do not change a reply; n_batch does (llama.cpp's float sums follow the batches).
+        path = self.model_file()
+        return {"engine": "local", "model_file": path.name, "model_bytes": path.stat().st_size,
+                "default_max_tokens": self.max_tokens, "n_batch": self.n_batch, "chat_format": self.chat_format,
+                "top_k": self.top_k, "top_p": self.top_p, "min_p": self.min_p, "repeat_penalty": self.repeat_penalty}
+
     def loaded(self) -> Any:
         """The llama_cpp.Llama behind this engine, loading it on first use."""
         return self._handle().llama
@@ -184,27 +231,41 @@ class LocalEngine(BaseEngine):
 
     def _complete(self, request: Request) -> Completion:
         handle = self._handle()
+        fmt = request.reply_format
+        max_tokens = request.max_tokens or (fmt.max_tokens if fmt else None) or self.max_tokens
         kwargs: dict[str, Any] = {
-            "messages": request.chat(), "temperature": request.temperature,
-            "max_tokens": request.max_tokens if request.max_tokens is not None else self.max_tokens,
+            "messages": request.chat(), "temperature": request.temperature, "max_tokens": max_tokens,
             "top_k": self.top_k, "top_p": self.top_p, "min_p": self.min_p, "repeat_penalty": self.repeat_penalty,
         }
         if request.seed is not None:
             kwargs["seed"] = request.seed % _SEED_MODULUS
         if request.stop:
             kwargs["stop"] = list(request.stop)
+        if fmt is not None:
+            from llama_cpp import LlamaGrammar  # loaded with the model above
+
+            kwargs["grammar"] = LlamaGrammar.from_string(fmt.grammar, verbose=False)
         with handle.lock:
-            handle.llama.reset()  # decode from an empty cache: replies must not depend on the previous request
+            llama = handle.llama
+            if not self.reuse_prefix:
+                llama.reusable_tokens = 0
             try:
-                response = handle.llama.create_chat_completion(**kwargs)
+                response = llama.create_chat_completion(**kwargs)
             except ValueError as exc:  # llama-cpp-python's "Requested tokens (N) exceed context window of M"
+                llama.reusable_tokens = 0
                 error = LocalEngineError(f"{self.model}: {exc}; raise n_ctx (now {self.n_ctx}; LocalEngine(n_ctx=...) "
                                          f"or env TGDOMAINS_LOCAL_CTX) or shorten the task")
                 error.failures = 1  # counted by BaseEngine.generate here and in every wrapper
                 raise error from exc
-        text = response["choices"][0]["message"].get("content") or ""
+            except BaseException:
+                llama.reusable_tokens = 0
+                raise
+            llama.reusable_tokens = llama.pending_reusable
+        choice = response["choices"][0]
+        text = choice["message"].get("content") or ""
         usage = response.get("usage") or {}
-        return Completion(text, Usage(int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0))))
+        return Completion(text, Usage(int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0))),
+                          finish_reason=choice.get("finish_reason"))
 
     def describe(self) -> str:
         try:
@@ -212,4 +273,5 @@ class LocalEngine(BaseEngine):
         except LocalEngineError as exc:
             where = f"unavailable: {exc}"
         return (f"LocalEngine(model={where}, in-process llama.cpp, n_threads={self.n_threads}, n_ctx={self.n_ctx}, "
-                f"max_tokens={self.max_tokens}, requests serialized)")
+                f"max_tokens={self.max_tokens}, prefix reuse {'on' if self.reuse_prefix else 'off'}, "
+                f"requests serialized)")

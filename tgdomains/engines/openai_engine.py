@@ -7,6 +7,7 @@ import os
 import random
 import time
 from dataclasses import dataclass, replace
+from typing import Any
 
 from tgdomains.engines.base import BaseEngine, Completion, Request, Usage
 
@@ -37,6 +38,10 @@ class EngineError(RuntimeError):
     """An endpoint that kept failing after every retry; the message says what it answered last."""
 
     failures = 0  # failed attempts before giving up (counted by every engine the error passes through)
+    status_code: int | None = None  # the HTTP status of a refused request
+
+
+STRUCTURED_MODES = ("off", "llama.cpp", "vllm", "json_schema")
 
 
 class OpenAIEngine(BaseEngine):
@@ -44,12 +49,25 @@ class OpenAIEngine(BaseEngine):
 
     temperature, max_tokens and seed are always sent. Timeouts, 429 (honouring Retry-After) and 5xx are retried
     with exponential backoff; other errors (a bad key, a bad request) fail at once with the server's message.
+
+    structured (env TGDOMAINS_STRUCTURED): how a request's reply format reaches the server —
+      "off"         not sent: the reply is parsed from its tags, with one repair request when that fails;
+      "llama.cpp"   the GBNF grammar in the body's `grammar` field (llama.cpp's server, llama-cpp-python's);
+      "vllm"        the grammar as `structured_outputs.grammar` and `guided_grammar` (vLLM, new and old names);
+      "json_schema" OpenAI's `response_format` with a JSON schema {critique, improved_variable}; the JSON reply is
+                    turned back into tagged text, so the parser reads it as any other reply.
+    A server that refuses the field (HTTP 400) gets the request again without it, and later requests go without
+    it too (`describe()` says so): tags + repair, as with "off".
     """
 
     def __init__(self, model: str | None = None, *, base_url: str | None = None, api_key: str | None = None,
                  timeout_s: float = 120.0, retry: RetryPolicy | None = None,
-                 prices: dict[str, tuple[float, float]] | None = None) -> None:
+                 prices: dict[str, tuple[float, float]] | None = None, structured: str = "off") -> None:
         super().__init__()
+        if structured not in STRUCTURED_MODES:
+            raise ValueError(f"structured={structured!r}: choose one of {', '.join(STRUCTURED_MODES)}")
+        self.structured = structured
+        self.structured_refused = ""  # the server's answer when it refused the structured-output field
         self.model = model or os.environ.get("TGDOMAINS_MODEL") or "gpt-4o"
         self.base_url = base_url or os.environ.get("OPENAI_BASE_URL")
         self.api_key = api_key
@@ -73,12 +91,45 @@ class OpenAIEngine(BaseEngine):
             return 0.0
         return (usage.prompt_tokens * price[0] + usage.completion_tokens * price[1]) / 1e6
 
+    def settings(self) -> dict[str, Any]:
+        return {"engine": "openai", "base_url": self.base_url or "https://api.openai.com/v1",
+                "structured": "off" if self.structured_refused else self.structured}
+
+    def _structured_fields(self, request: Request) -> dict[str, Any]:
+        fmt = request.reply_format
+        if fmt is None or self.structured == "off" or self.structured_refused:
+            return {}
+        if self.structured == "llama.cpp":
+            return {"extra_body": {"grammar": fmt.grammar}}
+        if self.structured == "vllm":
+            return {"extra_body": {"structured_outputs": {"grammar": fmt.grammar}, "guided_grammar": fmt.grammar}}
+        value = json.loads(fmt.value_schema) if fmt.value_schema else {"type": "string"}
+        schema = {"type": "object", "additionalProperties": False, "required": ["critique", "improved_variable"],
+                  "properties": {"critique": {"type": "string"}, "improved_variable": value}}
+        return {"response_format": {"type": "json_schema",
+                                    "json_schema": {"name": "reply", "strict": True, "schema": schema}}}
+
     def _complete(self, request: Request) -> Completion:
+        fields = self._structured_fields(request)
+        try:
+            completion = self._send(request, fields)
+        except EngineError as exc:
+            if not fields or exc.status_code != 400:
+                raise
+            self.structured_refused = str(exc)  # tags + repair from now on
+            completion = self._send(request, {})
+            return replace(completion, failures=completion.failures + exc.failures + 1)
+        if "response_format" in fields:
+            completion = replace(completion, text=_tagged_from_json(completion.text))
+        return completion
+
+    def _send(self, request: Request, fields: dict[str, Any]) -> Completion:
         import openai
 
-        kwargs = {"model": self.model, "messages": request.chat(), "temperature": request.temperature}
-        if request.max_tokens is not None:
-            kwargs["max_tokens"] = request.max_tokens
+        kwargs = {"model": self.model, "messages": request.chat(), "temperature": request.temperature, **fields}
+        max_tokens = request.max_tokens or (request.reply_format.max_tokens if request.reply_format else None)
+        if max_tokens is not None:
+            kwargs["max_tokens"] = max_tokens
         if request.seed is not None:
             kwargs["seed"] = request.seed
         if request.stop:
@@ -105,6 +156,7 @@ class OpenAIEngine(BaseEngine):
                 error = EngineError(f"{self.base_url or 'OpenAI'} refused the request ({exc.status_code}): "
                                     f"{exc.message}")
                 error.failures = failures
+                error.status_code = exc.status_code
                 raise error from exc
         error = EngineError(f"{self.base_url or 'OpenAI'} failed {self.retry.attempts} times; last error: "
                             f"{type(last).__name__}: {last}")
@@ -112,7 +164,11 @@ class OpenAIEngine(BaseEngine):
         raise error from last
 
     def describe(self) -> str:
-        return f"OpenAIEngine(model={self.model!r}, base_url={self.base_url or 'https://api.openai.com/v1'})"
+        structured = f", structured output {self.structured}" if self.structured != "off" else ""
+        if self.structured_refused:
+            structured += " (refused by the server: tags + repair)"
+        return (f"OpenAIEngine(model={self.model!r}, base_url={self.base_url or 'https://api.openai.com/v1'}"
+                f"{structured})")
 
 
 class _MalformedResponse(RuntimeError):
@@ -126,12 +182,30 @@ def _completion(response) -> Completion:
         raise _MalformedResponse(f"response without choices[0].message.content: {str(response)[:200]}") from exc
     if text is None:
         text = ""
+    finish = getattr(response.choices[0], "finish_reason", None)
+    finish = finish if isinstance(finish, str) else None
     usage = getattr(response, "usage", None)
     if usage is not None:
-        return Completion(text, Usage(int(usage.prompt_tokens or 0), int(usage.completion_tokens or 0)))
+        return Completion(text, Usage(int(usage.prompt_tokens or 0), int(usage.completion_tokens or 0)),
+                          finish_reason=finish)
     from tgdomains.engines.base import estimate_tokens
 
-    return Completion(text, Usage(0, estimate_tokens(text)))
+    return Completion(text, Usage(0, estimate_tokens(text)), finish_reason=finish)
+
+
+def _tagged_from_json(text: str) -> str:
+    """A json_schema reply {"critique": ..., "improved_variable": ...} as the tagged text the parser reads; text
+    that is not such JSON (a cut-off reply) is returned as it is, for the parser to reject and name."""
+    from tgdomains.prompts import TAG
+
+    try:
+        data = json.loads(text)
+        value = data["improved_variable"]
+        critique = str(data.get("critique") or "")
+    except (json.JSONDecodeError, KeyError, TypeError):
+        return text
+    value = value if isinstance(value, str) else json.dumps(value, indent=2)
+    return f"{critique}\n<{TAG}>\n{value}\n</{TAG}>"
 
 
 def _retry_after(exc: Exception) -> float | None:

@@ -1,4 +1,5 @@
-"""ScriptedEngine: a stand-in LLM for tests that replies from a script and records every request."""
+"""ScriptedEngine: a stand-in LLM for tests that replies from a script and records every request (with its reply
+format, when it has one: `requests[i]["reply_format"]["grammar"]`)."""
 
 from __future__ import annotations
 

@@ -70,7 +70,8 @@ def choose_engine(name: str | None = None, *, model: str | None = None, base_url
 def _openai(model: str | None, base_url: str | None, environ: Mapping[str, str], why: str) -> tuple[Engine, str]:
     url = base_url or environ.get("OPENAI_BASE_URL") or None
     name = model or environ.get("TGDOMAINS_MODEL") or "gpt-4o"
-    engine = OpenAIEngine(name, base_url=url, api_key=environ.get("OPENAI_API_KEY") or None)
+    engine = OpenAIEngine(name, base_url=url, api_key=environ.get("OPENAI_API_KEY") or None,
+                          structured=environ.get("TGDOMAINS_STRUCTURED") or "off")
     reason = f"OpenAI-compatible engine ({why}): model {engine.model} at {url or 'https://api.openai.com/v1'}"
     if url and not (model or environ.get("TGDOMAINS_MODEL")):
         # A self-hosted server rarely serves a model called gpt-4o: say how to name the one it does serve.

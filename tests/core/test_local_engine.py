@@ -269,3 +269,73 @@ def test_two_iteration_optimization_with_the_tiny_local_model(tmp_path, monkeypa
     for step in steps[1:]:
         assert step["status"] in ("updated", "repaired", "failed", "unchanged", "duplicate")
         assert step["status"] != "failed" or step["problem"]  # an unusable reply says why
+
+
+# -- prefix reuse and constrained decoding (small model) ------------------------------------------------------------
+
+
+@pytest.mark.slow
+@needs_model
+def test_prefix_reuse_keeps_same_seed_same_reply():
+    """Requests sharing a long start reuse its KV cache in whole batches, and reply exactly as from an empty one."""
+    context = "Task: " + " ".join(f"item {i} costs {i * 7 % 13} coins;" for i in range(60))
+    ask = [[{"role": "system", "content": "You answer in one short sentence."},
+            {"role": "user", "content": f"{context}\nQuestion {q}: which item is cheapest?"}] for q in (1, 2)]
+    reusing = LocalEngine(TINY, n_batch=32, max_tokens=12)
+    fresh = LocalEngine(TINY, n_batch=32, max_tokens=12, reuse_prefix=False)
+    first = reusing.generate(ask[0], temperature=0.8, seed=5)
+    second = reusing.generate(ask[1], temperature=0.8, seed=5)
+    llama = reusing.loaded()
+    assert llama.last_reused >= 32 and llama.last_reused % 32 == 0  # the shared start came from the cache
+    assert second.text == fresh.generate(ask[1], temperature=0.8, seed=5).text
+    assert llama.last_reused == 0  # reuse off: decoded from an empty cache
+    assert reusing.generate(ask[0], temperature=0.8, seed=5).text == first.text
+    assert second.usage.prompt_tokens > 200
+
+
+def _one_constrained_step(engine, seed: int):
+    """One one-call TGD step on radiotherapy prostate-2d under the plan's grammar: (step report, value, domain)."""
+    from tgdomains.domain import get_domain
+    from tgdomains.grammar import reply_format_for
+    from tgdomains.optimizer import TGD
+    from tgdomains.variable import Variable
+
+    try:
+        domain = get_domain("radiotherapy")
+    except Exception as exc:
+        pytest.skip(f"radiotherapy domain unavailable: {exc}")
+    instance = domain.load({"case": "prostate-2d"})
+    start = domain.initial(instance)
+    x = Variable(start.value, start.role_description, requires_grad=True)
+    opt = TGD([x], engine, constraints=start.constraints, one_call=True, context=domain.context(instance),
+              validate=lambda raw: domain.parse(raw, instance), reply_format=reply_format_for(domain, instance),
+              seed=seed)
+    opt.step(evaluation_text=domain.evaluate(x.value, instance).text)
+    return opt.report(x), x.value, start.value, lambda v: domain.parse(v, instance)
+
+
+@pytest.mark.slow
+@needs_model
+def test_a_constrained_step_of_the_small_model_always_parses(tmp_path, monkeypatch):
+    """SmolLM2-135M could not follow the update format (4 of 5 steps lost); under the plan's grammar its reply
+    always parses into a plan inside the bounds — whatever its quality."""
+    monkeypatch.setenv("TGDOMAINS_CACHE_DIR", str(tmp_path / "cache"))
+    engine = LocalEngine(TINY)
+    report, value, _, parse = _one_constrained_step(engine, seed=1)
+    assert report.status == "updated", report.problem
+    assert parse(value) == value  # canonical, every structure, in bounds
+    assert engine.usage.calls == 1  # no repair request was needed
+
+
+@pytest.mark.slow
+@needs_default
+def test_one_real_optimizer_step_with_the_default_model_gives_a_valid_plan(tmp_path, monkeypatch):
+    """The default model, one one-call step: a parseable, domain-valid value (not a score: that is bench's job)."""
+    monkeypatch.setenv("TGDOMAINS_CACHE_DIR", str(tmp_path / "cache"))
+    engine = LocalEngine(n_threads=2)
+    report, value, start, parse = _one_constrained_step(engine, seed=0)
+    assert report.status == "updated", report.problem
+    assert parse(value) == value
+    completion_tokens = engine.usage.completion_tokens
+    assert engine.usage.calls == 1 and 0 < completion_tokens <= 512
+

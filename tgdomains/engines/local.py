@@ -119,6 +119,7 @@ def _prefix_reusing_llama(llama_cpp: Any) -> type:
     class PrefixReusingLlama(llama_cpp.Llama):
         reusable_tokens = 0  # positions [0, this) hold full batches of the last completed prompt
         pending_reusable = 0
+        last_reused = 0  # prompt tokens the last request took from the cache (for tests and bench/local)
 
         def generate(self, tokens, *args, **kwargs):
             tokens = list(tokens)
@@ -133,7 +134,7 @@ def _prefix_reusing_llama(llama_cpp: Any) -> type:
             self.pending_reusable = len(tokens) // chunk * chunk
             if keep == 0:
                 self.reset()
-            self.n_tokens = keep  # llama-cpp-python's own prefix check now finds exactly `keep` tokens
+            self.n_tokens = self.last_reused = keep  # llama-cpp-python's own prefix check now finds exactly `keep` tokens
             return super().generate(tokens, *args, **kwargs)
 
     return PrefixReusingLlama

@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import ast
 import atexit
+import base64
 import json
+import marshal
 import math
 import os
 import select
@@ -173,6 +175,7 @@ class Sandbox:
         self._fallback_tmp: str | None = None
         self._owner_pid = os.getpid()  # a forked copy of this object (process pools) must start its own worker
         self._expected_cache: dict[str, tuple[bool, Any]] = {}
+        self._call_cache: dict[str, str | dict[str, str]] = {}
         self.namespaces_denied: bool | None = None  # whether the worker's seccomp filter is in place, once started
         _all_sandboxes.add(self)
         self.restarts = 0
@@ -197,7 +200,7 @@ class Sandbox:
         with self._lock:
             self._jobs += 1
             job = {"job": self._jobs, "code": code, "entry_point": entry_point,
-                   "calls": [t.call for t in tests], "limits": self._worker_limits()}
+                   "calls": [self._compiled(t.call) for t in tests], "limits": self._worker_limits()}
             try:
                 finished = self._run_job(job, judge, self.limits.total_timeout_s + 15.0)
             finally:
@@ -206,6 +209,21 @@ class Sandbox:
         if not finished:
             return ExecutionResult("sandbox-error", "the sandbox worker died while running this candidate (restarted)")
         return judge.result()
+
+    def _compiled(self, call: str) -> str | dict[str, str]:
+        """A test call compiled here once (base64 of the marshaled code; the worker runs this same interpreter), so
+        that no child spends its time compiling; {"source": call} when it does not compile (the child says why)."""
+        hit = self._call_cache.get(call)
+        if hit is None:
+            try:
+                hit = base64.b64encode(marshal.dumps(compile(call, "<test>", "eval", dont_inherit=True))).decode()
+            except (SyntaxError, ValueError, MemoryError, RecursionError):
+                hit = {"source": call}
+            if len(call) <= 100_000:
+                if len(self._call_cache) >= 20_000:
+                    self._call_cache.clear()
+                self._call_cache[call] = hit
+        return hit
 
     def _expected(self, source: str) -> tuple[bool, Any]:
         """(True, value) or (False, why not), for a test's expected-value source; cached for the optimization loop,
@@ -343,13 +361,15 @@ class Sandbox:
             if not isinstance(message, dict) or message.get("job") != job["job"]:
                 self._lost_worker()  # the worker itself is talking nonsense: never trust it again
                 return False
+            records = message.get("records")
+            for record in records if isinstance(records, list) else []:
+                if isinstance(record, dict) and "load" in record:
+                    judge.load(record["load"])
+                elif isinstance(record, dict):
+                    judge.test(record)
             if message.get("done"):
                 judge.time_s = _seconds(message.get("time_s"))
                 return True
-            if "load" in message:
-                judge.load(message["load"])
-            else:
-                judge.test(message)
 
     def _read_line(self, deadline: float) -> bytes | None:
         """The next line from the worker, or None when it is gone, too slow or sends a line beyond any record."""
@@ -391,7 +411,8 @@ class Sandbox:
         return reply.get("pong") == 1
 
 
-MAX_REPLY_LINE_BYTES = 2 * _worker.MAX_RECORD_BYTES + (1 << 16)  # a value's JSON text, escaped once more
+# A batch of records: up to FLUSH_BYTES, plus one value's JSON text escaped once more.
+MAX_REPLY_LINE_BYTES = 2 * (_worker.MAX_RECORD_BYTES + _worker.FLUSH_BYTES) + (1 << 16)
 
 
 class _Judge:

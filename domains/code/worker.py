@@ -11,14 +11,14 @@ the host. So whatever the candidate does to the child (patched builtins, a forge
 an object that says it equals everything), all it can do is claim an output value.
 
 Protocol, one JSON object per line:
-  host -> worker (stdin):  {"job": ID, "code": SRC, "entry_point": NAME, "calls": [SRC, ...], "limits": {...}}
-                           or {"ping": ID}
-  worker -> host (stdout), streamed while the job runs:
-      {"job": ID, "load": {"status": ..., "error": ...}}                       once, when the module has run
-      {"job": ID, "test": I, "status": "returned", "value": JSON, "time_s": T}  what call I returned (JSON text)
-      {"job": ID, "test": I, "status": "error" | "not-plain" | "timeout" | "memory-exceeded", "error": ..., ...}
-      {"job": ID, "done": true, "time_s": T}                                   always last
-  or {"pong": ID}.
+  host -> worker (stdin):  {"job": ID, "code": SRC, "entry_point": NAME, "calls": [CALL, ...], "limits": {...}}
+                           or {"ping": ID}; a CALL is the base64 of the marshaled code object the host compiled
+                           (the same interpreter runs both), or {"source": SRC} when it did not compile there
+  worker -> host (stdout): {"job": ID, "records": [RECORD, ...]} as they fill 1 MB, and always last
+                           {"job": ID, "records": [...], "done": true, "time_s": T}; or {"pong": ID}. A RECORD is
+      {"load": {"status": ..., "error": ...}}                        once, when the module has run
+      {"test": I, "status": "returned", "value": JSON, "time_s": T}   what call I returned (JSON text)
+      {"test": I, "status": "error" | "not-plain" | "timeout" | "memory-exceeded", "error": ..., ...}
   child -> worker (its own pipe): "V" + JSON of an encoded value, or a JSON object ({"load": ...} or an error
   record), one per line: one load line, then one line per test. More lines than that, a line over
   MAX_RECORD_BYTES or a job over MAX_JOB_BYTES and the child is killed.
@@ -28,8 +28,10 @@ child runs the remaining tests. It also bounds the candidate's processes togethe
 and empties the whole writable area after each job, so that one candidate cannot change what the next one measures.
 """
 
+import binascii
 import ctypes
 import json
+import marshal
 import os
 import resource
 import select
@@ -53,6 +55,7 @@ _preamble_namespace = {}  # the preamble's names, built once in the worker and c
 
 MAX_RECORD_BYTES = 32 << 20  # one returned value (HumanEval+ has 12 MB answers); a longer line kills the child
 MAX_JOB_BYTES = 256 << 20  # everything one candidate sends, all its tests together
+FLUSH_BYTES = 1 << 20  # records go to the host in batches of about this size, and at the end of the job
 MAX_DEPTH = 100  # nesting of a returned value
 MAX_NODES = 5_000_000  # elements of a returned value, all levels together
 MEMORY_POLL_S = 0.05  # how often the summed memory of a candidate with several processes is read
@@ -221,7 +224,11 @@ def _child(job, start, write_fd, workdir, run_as_uid):
     for call in job["calls"][start:]:
         scope = {"__builtins__": __builtins__, "inf": float("inf"), "nan": float("nan"), name: function}
         try:
-            got = eval(compile(call, "<test>", "eval"), scope)
+            if isinstance(call, str):
+                call = marshal.loads(binascii.a2b_base64(call))
+            else:
+                call = compile(call["source"], "<test>", "eval")
+            got = eval(call, scope)
             line = "V" + dumps(encode_plain(got))
         except NotPlain as exc:
             line = dumps({"status": "not-plain", "error": str(exc)})
@@ -269,20 +276,25 @@ def _open_fds():
         return list(range(3, 1 << 16))
 
 
-def _has_children():
-    """Whether any process still lives below us. As a subreaper we adopt every orphan of a candidate, so a live
-    descendant always shows up as a direct child of one of our threads; None when the kernel cannot tell us."""
+def _has_children(zygote_pid, dying=None):
+    """Whether any candidate process still lives: a child of the zygote (where children are forked) or of ours
+    but the zygote (as a subreaper we adopt every orphan of a candidate), `dying` (a child killed just now) aside,
+    but not its own children; None when the kernel cannot tell us."""
     try:
         task_dir = "/proc/self/task"
-        return any(open(f"{task_dir}/{tid}/children").read().strip() for tid in os.listdir(task_dir))
-    except OSError:
+        ours = [int(c) for tid in os.listdir(task_dir) for c in open(f"{task_dir}/{tid}/children").read().split()]
+        if any(c != zygote_pid for c in ours) or any(c != dying for c in _children_of(zygote_pid)):
+            return True
+        return bool(dying and _children_of(dying))
+    except (OSError, ValueError):
         return None
 
 
-def _candidate_memory_mb(child_pid):
+def _candidate_memory_mb(child_pid, zygote_pid):
     """Resident private memory of the candidate's processes together (the child, its descendants and the
     orphans we adopted), or 0.0 while the child is alone (its own RLIMIT_AS bounds it then)."""
-    pids, frontier = set(), [p for p in _children_of(os.getpid())]
+    pids = set()
+    frontier = [p for p in _children_of(os.getpid()) if p != zygote_pid] + _children_of(zygote_pid)
     if frontier == [child_pid] and not _children_of(child_pid):
         return 0.0
     while frontier:
@@ -301,9 +313,14 @@ def _candidate_memory_mb(child_pid):
     return pages * os.sysconf("SC_PAGE_SIZE") / (1 << 20)
 
 
-def _kill_everything_below(me, run_as_uid, own_pid_namespace):
-    if _has_children() is False:
-        return  # the usual case: the child exited and left nothing behind
+def _kill_everything_below(me, zygote, dying, run_as_uid, own_pid_namespace):
+    """Kill every process the candidate left. Returns `dying` (a child killed after its last record) when it is
+    still to be reaped, None when it was reaped here."""
+    zygote_pid = zygote.pid
+    if _has_children(zygote_pid, dying) is False:
+        return dying  # the usual case: the child sent everything, was killed, and left nothing behind
+    if dying:
+        zygote.wait(dying)  # reaped now, so that the scan below does not wait for its zombie
     if run_as_uid is not None and own_pid_namespace:
         # kill(-1) from the sandbox uid signals every process of that uid in one atomic sweep, which is what
         # stops a fork bomb that forks faster than a /proc scan can follow. Only inside our own pid namespace:
@@ -319,7 +336,7 @@ def _kill_everything_below(me, run_as_uid, own_pid_namespace):
                 os._exit(0)
         os.waitpid(reaper, 0)
     for _ in range(50):
-        pids = _descendants(me)
+        pids = _descendants(me) - {zygote_pid}  # the zygote runs as root, never candidate code
         if not pids:
             break
         for pid in pids:
@@ -329,6 +346,7 @@ def _kill_everything_below(me, run_as_uid, own_pid_namespace):
                 pass
         _reap()
         time.sleep(0.001)
+    return None
 
 
 def _reap():
@@ -355,21 +373,91 @@ def _death_record(status):
     return {"status": "error", "error": f"process exited with code {os.WEXITSTATUS(status)} during the test"}
 
 
-def spawn_child(run_as_uid):
-    """Fork a standby child; returns (pid, fd to send its job, fd to read its results)."""
-    job_r, job_w = os.pipe()
-    read_fd, write_fd = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        try:
-            os.close(job_w)
-            os.close(read_fd)
-            _standby(job_r, write_fd, run_as_uid)
-        finally:
-            os._exit(0)
-    os.close(job_r)
-    os.close(write_fd)
-    return pid, job_w, read_fd
+class Zygote:
+    """The worker's handle on the zygote: a process forked at start-up, before any job, that forks every child.
+
+    A child forked from the worker itself would start with a copy of the worker's memory, which still holds earlier
+    jobs (their calls, the last message): a candidate can read its own memory. The zygote never receives anything
+    but "fork" and "wait PID", so every child starts from the same pristine image, whatever ran before it. The
+    child's descriptors come back over a Unix socket (SCM_RIGHTS), and so does its exit status: the zygote is its
+    parent. One request, one reply, no signal handling.
+    """
+
+    def __init__(self, run_as_uid):
+        import socket
+
+        self.socket, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        self.pid = os.fork()
+        if self.pid == 0:
+            try:
+                self.socket.close()
+                _zygote_main(theirs, run_as_uid)
+            finally:
+                os._exit(0)
+        theirs.close()
+
+    def request(self, reap=None):
+        """Ask for a standby child, to be taken later: the fork happens while the worker waits for its next job.
+        `reap`: a child killed after its last record, whose status nobody needs; the zygote reaps it first."""
+        self.socket.send(b"fork" if reap is None else f"fork {reap}".encode())
+
+    def take(self):
+        """The standby child asked for: (pid, fd to send its job, fd to read its results)."""
+        import socket
+
+        data, (job_w, read_fd), _, _ = socket.recv_fds(self.socket, 256, 2)
+        if not data:
+            raise RuntimeError("the zygote is gone")
+        return int(data), job_w, read_fd
+
+    def spawn(self):
+        self.request()
+        return self.take()
+
+    def wait(self, pid):
+        """Kill the child (it has told us all it will) and return its wait status."""
+        _kill_child(pid)
+        self.socket.send(f"wait {pid}".encode())
+        data = self.socket.recv(64)
+        if not data:
+            raise RuntimeError("the zygote is gone")
+        return int(data)
+
+
+def _zygote_main(sock, run_as_uid):
+    import socket
+
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(devnull, fd)  # the worker's channel to the host is not ours: its end must close when the worker does
+    os.close(devnull)
+    while True:
+        request = sock.recv(64)
+        if request.startswith(b"wait "):
+            try:
+                _, status = os.waitpid(int(request[5:]), 0)
+            except (ChildProcessError, ValueError):
+                status = 0
+            sock.send(str(status).encode())
+        elif request.startswith(b"fork"):
+            if request[5:]:  # a child killed after it sent everything: reaped now, off the worker's time
+                try:
+                    os.waitpid(int(request[5:]), 0)
+                except (ChildProcessError, ValueError):
+                    pass
+            job_r, job_w = os.pipe()
+            read_fd, write_fd = os.pipe()
+            pid = os.fork()
+            if pid == 0:
+                try:
+                    _standby(job_r, write_fd, run_as_uid)  # closes every descriptor but these two first
+                finally:
+                    os._exit(0)
+            socket.send_fds(sock, [str(pid).encode()], [job_w, read_fd])
+            for fd in (job_r, job_w, read_fd, write_fd):
+                os.close(fd)
+        else:
+            return  # the worker is gone (or confused): so are we
 
 
 _RECORD_FIELDS = ("error", "traceback")
@@ -400,21 +488,31 @@ class _JobState:
         self.done = 0  # tests reported so far
         self.bytes = 0  # everything the candidate's children sent
         self.last = time.monotonic()  # when the last record came: a test's time is the gap since
+        self.pending, self.pending_bytes = [], 0
 
-    def emit(self, record):
-        self.out.write(json.dumps(dict(record, job=self.job["job"])) + "\n")
+    def _add(self, record):
+        text = json.dumps(record)
+        self.pending.append(text)
+        self.pending_bytes += len(text)
+        if self.pending_bytes > FLUSH_BYTES:
+            self.flush()
+
+    def flush(self, **final):
+        head = json.dumps(dict(final, job=self.job["job"]))[:-1]
+        self.out.write(head + ', "records": [' + ", ".join(self.pending) + "]}\n")
         self.out.flush()
+        self.pending, self.pending_bytes = [], 0
 
     def send_load(self, record):
         self.load = record
-        self.emit({"load": record})
+        self._add({"load": record})
         self.last = time.monotonic()
 
     def send_test(self, record):
         now = time.monotonic()
         record.setdefault("time_s", round(now - self.last, 6))
         self.last = now
-        self.emit(dict(record, test=self.done))
+        self._add(dict(record, test=self.done))
         self.done += 1
 
 
@@ -456,10 +554,11 @@ def _kill_child(pid):
             pass
 
 
-def _run_child(state, deadline, run_as_uid, workdir, child=None):
-    """Run the job's tests from state.done on in a (standby) child; returns a failure record or None."""
+def _run_child(state, deadline, zygote, workdir, child=None):
+    """Run the job's tests from state.done on in a (standby) child. Returns (a failure record or None, the pid of
+    a child that was killed after sending everything but is not reaped yet, or None)."""
     job = state.job
-    pid, job_w, read_fd = child or spawn_child(run_as_uid)
+    pid, job_w, read_fd = child or zygote.spawn()
     start = state.done
     try:
         os.write(job_w, b"")  # fails at once if the standby died
@@ -488,7 +587,7 @@ def _run_child(state, deadline, run_as_uid, workdir, child=None):
                 failure["error"] = "the candidate's total time limit ran out"
             break
         if now >= next_memory_check:
-            used = _candidate_memory_mb(pid)
+            used = _candidate_memory_mb(pid, zygote.pid)
             if used > memory_mb:
                 failure = {"status": "memory-exceeded",
                            "error": f"the candidate's processes together used {used:.0f} MB (limit {memory_mb} MB)"}
@@ -526,12 +625,13 @@ def _run_child(state, deadline, run_as_uid, workdir, child=None):
         if finished:
             break
     os.close(read_fd)
-    if failure is not None or finished:
+    if finished:  # no status needed: the zygote reaps it before its next fork
         _kill_child(pid)
-    _, status = os.waitpid(pid, 0)
-    if failure is None and not finished:
+        return None, pid
+    status = zygote.wait(pid)
+    if failure is None:
         failure = _death_record(status)
-    return failure
+    return failure, None
 
 
 def _clear_folder(folder, keep=()):
@@ -578,7 +678,8 @@ def _clear_folder(folder, keep=()):
             pass
 
 
-def run_job(job, out, run_as_uid, tmp_root, own_pid_namespace=False, standby=None):
+def run_job(job, out, zygote, run_as_uid, tmp_root, own_pid_namespace=False, standby=None):
+    """Run one job and stream its records; returns the pid of its last child when that is still to be reaped."""
     t0 = time.monotonic()
     limits = job["limits"]
     deadline = t0 + limits["total_timeout_s"]
@@ -590,11 +691,12 @@ def run_job(job, out, run_as_uid, tmp_root, own_pid_namespace=False, standby=Non
         os.chown(workdir, run_as_uid, run_as_uid)
     os.chmod(workdir, 0o700)
     state = _JobState(job, out)
+    unreaped = None
     try:
         while True:
-            failure = _run_child(state, deadline, run_as_uid, workdir, standby)
+            failure, unreaped = _run_child(state, deadline, zygote, workdir, standby)
             standby = None
-            _kill_everything_below(os.getpid(), run_as_uid, own_pid_namespace)
+            unreaped = _kill_everything_below(os.getpid(), zygote, unreaped, run_as_uid, own_pid_namespace)
             if state.load is None:
                 state.send_load(dict(failure or {}, status=(failure or {}).get("status", "error")))
                 break  # the module itself hung or crashed: reported once, no test ran
@@ -609,13 +711,19 @@ def run_job(job, out, run_as_uid, tmp_root, own_pid_namespace=False, standby=Non
                     state.send_test({"status": "timeout", "error": "not run: the candidate's total time limit ran out",
                                      "time_s": 0.0})
                 break
+        state.flush(done=True, time_s=round(time.monotonic() - t0, 6))  # the host goes on while we clean up
     finally:
-        _clear_writable_places(tmp_root, workdir)
-    state.emit({"done": True, "time_s": round(time.monotonic() - t0, 6)})
+        _clear_writable_places(tmp_root, workdir, run_as_uid)
+    return unreaped
 
 
-def _clear_writable_places(tmp_root, workdir):
-    """Everything a candidate could have written, so nothing of one candidate is there for the next."""
+def _clear_writable_places(tmp_root, workdir, run_as_uid):
+    """Everything a candidate could have written, so nothing of one candidate is there for the next: its own
+    folder when it runs as the sandbox uid (the rest of /tmp and /dev/shm belong to root, mode 0755), and
+    everything our uid may write otherwise."""
+    if run_as_uid is not None:
+        _clear_folder(workdir)
+        return
     _clear_folder(tmp_root, keep=(os.path.basename(workdir),))
     if tmp_root == "/tmp":  # inside bubblewrap, where /dev/shm is the sandbox's own
         _clear_folder("/dev/shm")
@@ -683,7 +791,7 @@ def main():
     exec(compile(PREAMBLE, "<preamble>", "exec"), _preamble_namespace)
     _preamble_namespace.pop("__builtins__", None)
     for module in ("array", "cmath", "copy", "dataclasses", "decimal", "enum", "fractions", "operator", "queue",
-                   "random", "statistics", "traceback", "linecache"):
+                   "random", "statistics", "traceback", "linecache", "socket"):
         __import__(module)
 
     import gc
@@ -691,17 +799,17 @@ def main():
     gc.freeze()  # the warm objects stay out of the children's collections: fewer copy-on-write page faults
 
     out = sys.stdout
-    standby = spawn_child(run_as_uid)
+    zygote = Zygote(run_as_uid)  # before any job: it holds nothing of one
+    zygote.request()
     for line in sys.stdin:
         message = json.loads(line)
         if "ping" in message:
             out.write(json.dumps({"pong": message["ping"], "namespaces_denied": namespaces_denied}) + "\n")
             out.flush()
             continue
-        run_job(message, out, run_as_uid, tmp_root, own_pid_namespace, standby)
-        del message, line  # nothing of this job stays referenced while the next child is forked
+        unreaped = run_job(message, out, zygote, run_as_uid, tmp_root, own_pid_namespace, zygote.take())
         # After the reply (the caller goes on meanwhile) and after the clean-up (which would kill it).
-        standby = spawn_child(run_as_uid)
+        zygote.request(reap=unreaped)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,8 @@ from domains.code.sandbox import Limits, Sandbox, TestCase
 
 SECRET_IN = 4815162342  # appears in hidden tests only
 SECRET_OUT = 7 * SECRET_IN + 3
-SECRETS = (str(SECRET_IN), str(SECRET_OUT), hex(SECRET_IN)[2:], hex(SECRET_OUT)[2:])
+SECRET_WORD = f"zebra{SECRET_IN}"  # a hidden input as text, so that a memory scan can recognize it
+SECRETS = (str(SECRET_IN), str(SECRET_OUT), hex(SECRET_IN)[2:], hex(SECRET_OUT)[2:], SECRET_WORD, SECRET_WORD.upper())
 LIMITS = Limits(test_timeout_s=1.0, total_timeout_s=4.0, memory_mb=256, processes=16)
 
 F = Problem(id="affine", statement="Return 7x + 3.", entry_point="f", signature="def f(x: int) -> int:",
@@ -31,6 +32,10 @@ REV = Problem(id="rev", statement="Return [n-1, ..., 0].", entry_point="rev", si
               visible_tests=[TestCase("rev(3)", "[2, 1, 0]"), TestCase("rev(1)", "[0]")],
               hidden_tests=[TestCase(f"rev({SECRET_IN % 97})", repr(list(range(SECRET_IN % 97))[::-1])),
                             TestCase("rev(5)", "[4, 3, 2, 1, 0]")])
+UP = Problem(id="up", statement="Return x in capitals.", entry_point="f", signature="def f(x: str) -> str:",
+             visible_tests=[TestCase("f('ab')", "'AB'"), TestCase("f('x1')", "'X1'")],
+             hidden_tests=[TestCase(f"f({SECRET_WORD!r})", repr(SECRET_WORD.upper())), TestCase("f('q')", "'Q'")])
+GOOD_UP = "def f(x):\n    return x.upper()\n"
 GOOD = {"f": "def f(x):\n    return 7 * x + 3\n", "rev": "def rev(n):\n    return list(range(n))[::-1]\n"}
 
 ALWAYS_EQUAL = """
@@ -272,18 +277,21 @@ def test_hidden_tests_never_reach_a_later_candidate():
             "    FOUND.append('found ' + ' '.join(hits) + ' in ' + str(len(text)) + ' characters')\n"
             "    raise RuntimeError(FOUND[0])\n")
     with Sandbox(LIMITS) as sandbox:
-        assert evaluate(GOOD["f"], F, sandbox=sandbox).passed
-        assert hidden_verdict(exfiltrate, F, sandbox=sandbox)["hidden_passed"] == 0
-        later = evaluate(look, F, sandbox=sandbox)
-        assert "RuntimeError: found  " in later.text, later.text  # it ran and found nothing
+        assert evaluate(GOOD_UP, UP, sandbox=sandbox).passed
+        assert hidden_verdict(exfiltrate, UP, sandbox=sandbox)["hidden_passed"] == 0
+        later = evaluate(look, UP, sandbox=sandbox)
+        assert "RuntimeError: found  in" in later.text, later.text  # it ran and found nothing
         assert_no_secret(later.to_dict())
-        # The reader does find what is there: tests run on a worker that is then NOT retired are in its memory.
-        sandbox.run(exfiltrate, "f", F.hidden())
-        assert str(SECRET_IN) in evaluate(look, F, sandbox=sandbox).text
-        sandbox.close()
+        # Even on a worker that is not retired, nothing of an earlier job is in a later child: children are forked
+        # from a zygote that never saw a job.
+        sandbox.run(exfiltrate, "f", UP.hidden())
+        assert_no_secret(evaluate(look, UP, sandbox=sandbox).to_dict())
+        # And the reader does find what is there: its own job's calls.
+        own = sandbox.run(look, "f", [TestCase(f"f({SECRET_WORD!r})", "0")])
+        assert SECRET_WORD in own.tests[0].error, own.tests[0]
         # The default path: the hidden verdict on a worker of its own, the shared one never sees a hidden test.
-        assert hidden_verdict(exfiltrate, F)["hidden_passed"] == 0
-        assert_no_secret(evaluate(look, F).to_dict())
+        assert hidden_verdict(exfiltrate, UP)["hidden_passed"] == 0
+        assert_no_secret(evaluate(look, UP).to_dict())
 
 
 def test_a_flood_of_records_is_cut_and_does_not_grow_the_worker(sandbox):

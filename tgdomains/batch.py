@@ -16,13 +16,15 @@ from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from tgdomains.runner import RunResult, default_run_dir, optimizer_for
+from tgdomains.records import RunRecord
+from tgdomains.run import RunResult, default_run_dir, optimize
 
 
 def optimize_many(domain, instances: list[Any], *, engine, out_dir: str | Path | None = None, workers: int = 8,
                   eval_workers: int | None = None, ray_address: str | None = None, progress: bool = True,
                   **run_kwargs: Any) -> dict[str, Any]:
-    """Optimize every instance; returns the batch summary (also written to OUT/batch.json)."""
+    """Optimize every instance; returns the batch summary (also written to OUT/batch.json). `run_kwargs` are
+    `tgdomains.run.optimize`'s settings (strategy, iterations, budgets ...), the same for every instance."""
     out = Path(out_dir) if out_dir else default_run_dir(f"batch-{domain.name}", f"{len(instances)}")
     out.mkdir(parents=True, exist_ok=True)
     ids = [str(getattr(inst, "id", i)) for i, inst in enumerate(instances)]
@@ -34,17 +36,14 @@ def optimize_many(domain, instances: list[Any], *, engine, out_dir: str | Path |
     else:
         results = _run_locally(domain, instances, engine, out, workers, eval_workers, progress, run_kwargs)
     summary = summarize(domain.name, ids, results, time.monotonic() - started)
-    from tgdomains.records import RunRecord
-
-    RunRecord(out)._write_atomic(out / "batch.json", summary)
+    RunRecord(out).write_json("batch.json", summary)
     return summary
 
 
 def _run_one(domain, instance, engine, run_dir: Path, evaluate, progress: bool, run_kwargs: dict) -> RunResult:
-    run = optimizer_for(run_kwargs)
     prefix = f"[{getattr(instance, 'id', '?')}] "
     say = (lambda line: print(prefix + line, file=sys.stderr, flush=True)) if progress else False
-    return run(domain, instance, engine=engine, run_dir=run_dir, resume=(run_dir / "run.json").exists(),
+    return optimize(domain, instance, engine=engine, run_dir=run_dir, resume=(run_dir / "run.json").exists(),
                progress=say, evaluate=evaluate, **run_kwargs)
 
 

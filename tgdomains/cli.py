@@ -9,14 +9,16 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 from typing import Any
 
-CORE_KEYS = {"command", "domain", "iterations", "momentum", "one_call", "accept_only_improvements", "seed",
-             "temperature", "max_tokens", "run_dir", "resume", "engine", "model", "base_url", "model_path",
-             "no_cache", "cache_path", "record", "replay", "token_budget", "cost_budget", "time_budget",
-             "population", "proposals", "merge", "evaluation_budget", "llm_call_budget", "quiet", "json", "workers", "ray_address", "out", "price",
-             "baseline"}
+# Flags of the run loop (RunConfig) and of strategies; everything else on the command line is the domain's.
+RUN_FLAGS = {"iterations": "iterations", "seed": "seed", "temperature": "temperature", "max_tokens": "max_tokens",
+             "token_budget": "token_budget", "cost_budget": "cost_budget", "time_budget": "time_budget_s",
+             "evaluation_budget": "evaluation_budget", "llm_call_budget": "llm_call_budget"}
+STRATEGY_FLAGS = ("momentum", "one_call", "accept_only_improvements", "population", "proposals", "merge", "samples")
+CORE_KEYS = {"command", "domain", "strategy", "run_dir", "resume", "engine", "model", "base_url", "model_path",
+             "no_cache", "cache_path", "record", "replay", "quiet", "json", "workers", "ray_address", "out", "price",
+             "baseline", *RUN_FLAGS, *STRATEGY_FLAGS}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -89,32 +91,39 @@ def _add_engine_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _add_run_arguments(p: argparse.ArgumentParser, batch: bool) -> None:
-    g = p.add_argument_group("optimization")
-    g.add_argument("--iterations", type=int, help="LLM updates at most (default: the domain's, else 10)")
-    g.add_argument("--momentum", type=int, default=3, help="past attempts shown to the optimizer (default 3)")
-    g.add_argument("--one-call", action="store_true", help="feedback and new value in one LLM call per update")
-    g.add_argument("--accept-only-improvements", action="store_true",
-                   help="continue from the best candidate instead of the last one")
-    g.add_argument("--seed", type=int, default=0)
-    g.add_argument("--temperature", type=float, default=0.0)
+    g = p.add_argument_group("run (every strategy)")
+    g.add_argument("--strategy", help="chain (default), one-call, population, zero-shot, best-of-n, reflexion, or "
+                   "the domain's own (molecules: graph-ga; radiotherapy: optuna)")
+    g.add_argument("--iterations", type=int, help="strategy iterations at most (default: the domain's)")
+    g.add_argument("--seed", type=int)
+    g.add_argument("--temperature", type=float)
     g.add_argument("--max-tokens", type=int)
     g.add_argument("--token-budget", type=int, help="stop before the run spends more tokens than this")
     g.add_argument("--cost-budget", type=float, help="stop before the run spends more USD than this")
-    g.add_argument("--time-budget", type=float, help="wall-clock seconds; checked between steps")
+    g.add_argument("--time-budget", type=float, help="wall-clock seconds; checked between iterations")
     g.add_argument("--llm-call-budget", type=int, help="stop before the run makes more LLM requests than this")
     g.add_argument("--evaluation-budget", type=int,
                    help="stop after this many distinct candidates were evaluated (the initial one included)")
-    g.add_argument("--population", type=int, default=1, help="candidates kept per iteration (1 = single chain)")
-    g.add_argument("--proposals", type=int, default=1, help="children proposed per parent per iteration")
-    g.add_argument("--merge", action="store_true", help="with --population: also propose merges of two parents")
     g.add_argument("--quiet", action="store_true", help="no progress lines")
+    s = p.add_argument_group("strategy settings (each applies to the strategies named)")
+    s.add_argument("--momentum", type=int, help="chain, one-call, population: past attempts shown (default 3)")
+    s.add_argument("--one-call", action="store_true", default=None,
+                   help="chain, population: feedback and new value in one LLM call per update")
+    s.add_argument("--accept-only-improvements", action="store_true", default=None,
+                   help="chain: continue from the best candidate instead of the last one")
+    s.add_argument("--population", type=int, help="population: parents kept per iteration (implies "
+                   "--strategy population)")
+    s.add_argument("--proposals", type=int, help="population: children per parent per iteration")
+    s.add_argument("--merge", action="store_true", default=None, help="population: also propose merges of two parents")
+    s.add_argument("--samples", type=int, help="zero-shot, best-of-n: samples per iteration")
     if batch:
         g.add_argument("--out", default=None, help="directory for the batch (one run directory per instance)")
         g.add_argument("--workers", type=int, default=8, help="instances optimized at once (LLM calls overlap)")
         g.add_argument("--ray-address", help="run the batch on a Ray cluster ('auto', 'ray://host:10001')")
     else:
         g.add_argument("--run-dir", help="where the run is recorded (default runs/DOMAIN-INSTANCE-TIME)")
-        g.add_argument("--resume", metavar="RUN_DIR", help="continue a killed or finished run from its last step")
+        g.add_argument("--resume", metavar="RUN_DIR", help="continue a killed or finished run from its last step "
+                       "(domain flags, strategy and settings come from the run directory)")
     _add_engine_arguments(p)
 
 
@@ -150,47 +159,50 @@ def _domain_args(args: argparse.Namespace) -> dict[str, Any]:
     return {k: v for k, v in vars(args).items() if k not in CORE_KEYS}
 
 
+def _settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The run and strategy settings given on the command line (unset flags are left to the defaults)."""
+    given = {RUN_FLAGS.get(k, k): v for k, v in vars(args).items()
+             if (k in RUN_FLAGS or k in STRATEGY_FLAGS) and v is not None}
+    if args.strategy:
+        given["strategy"] = args.strategy
+    elif "population" in given or "proposals" in given:
+        given["strategy"] = "population"
+    return given
+
+
 def _run_kwargs(args: argparse.Namespace, domain) -> dict[str, Any]:
-    kwargs: dict[str, Any] = dict(momentum=args.momentum, one_call=args.one_call, seed=args.seed,
-                                  accept_only_improvements=args.accept_only_improvements,
-                                  temperature=args.temperature, max_tokens=args.max_tokens,
-                                  token_budget=args.token_budget, cost_budget=args.cost_budget,
-                                  time_budget_s=args.time_budget, evaluation_budget=args.evaluation_budget,
-                                  llm_call_budget=args.llm_call_budget)
-    kwargs["iterations"] = args.iterations or getattr(domain, "default_iterations", 10)
-    if args.population > 1 or args.proposals > 1:
-        kwargs.update(population=args.population, proposals=args.proposals, merge=args.merge)
+    """optimize()'s settings for a fresh run; a strategy flag that the chosen strategy lacks is an error."""
+    from tgdomains.strategies import setting_names
+
+    kwargs = {"strategy": "chain", **_settings(args)}
+    known = setting_names(kwargs["strategy"], domain)
+    wrong = sorted(k for k in kwargs if k in STRATEGY_FLAGS and k not in known)
+    if wrong:
+        flags = ", ".join("--" + k.replace("_", "-") for k in wrong)
+        raise ValueError(f"{flags} does not apply to --strategy {kwargs['strategy']} (its settings: "
+                         f"{', '.join(sorted(known)) or 'none'})")
     return kwargs
 
 
 def cmd_optimize(args: argparse.Namespace) -> int:
     from tgdomains.domain import get_domain
+    from tgdomains.run import optimize, resume
 
     domain = get_domain(args.domain)
-    instance_args = _domain_args(args)
-    kwargs = _run_kwargs(args, domain)
-    if args.resume:
-        run_json = Path(args.resume) / "run.json"
-        if not run_json.exists():
-            raise FileNotFoundError(f"--resume {args.resume}: no run.json there")
-        recorded = json.loads(run_json.read_text())
-        instance_args = {**instance_args, **recorded.get("meta", {}).get("instance_args", {})}
-        # A population run continues as one, with the family settings it was started with.
-        config = recorded.get("config", {})
-        if "population" in config and "population" not in kwargs:
-            kwargs.update({k: config[k] for k in ("population", "proposals", "merge") if k in config})
-    instance = domain.load(instance_args)
     engine, reason = build_engine(args)
     _say(args, f"engine: {reason}")
-    from tgdomains.runner import optimizer_for
-
-    result = optimizer_for(kwargs)(domain, instance, engine=engine, run_dir=args.resume or args.run_dir,
-                                resume=bool(args.resume), progress=not args.quiet,
-                                meta={"instance_args": _jsonable(instance_args)}, **kwargs)
+    if args.resume:
+        result = resume(args.resume, engine=engine, domain=domain, progress=not args.quiet, **_settings(args))
+    else:
+        instance_args = _domain_args(args)
+        instance = domain.load(instance_args)
+        result = optimize(domain, instance, engine=engine, run_dir=args.run_dir, progress=not args.quiet,
+                          meta={"instance_args": _jsonable(instance_args)}, **_run_kwargs(args, domain))
     if args.json:
-        print(json.dumps({"run_dir": str(result.run_dir), "best_value": result.best_value,
-                          "evaluation": result.best_evaluation.to_dict(), "final": result.final,
-                          "usage": result.usage, "stop_reason": result.stop_reason}, indent=2, default=str))
+        print(json.dumps({"run_dir": str(result.run_dir), "strategy": result.strategy,
+                          "best_value": result.best_value, "evaluation": result.best_evaluation.to_dict(),
+                          "final": result.final, "usage": result.usage, "stop_reason": result.stop_reason},
+                         indent=2, default=str))
     else:
         print(f"best ({'passed' if result.passed else 'not passed'}, score {result.best_evaluation.score:.4g}):")
         print(result.best_value)

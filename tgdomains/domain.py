@@ -68,11 +68,16 @@ class Domain(Protocol):
     def finalize(self, value: str, instance: Any) -> dict[str, Any]:
         """Extra verdicts on the final best value for the run record (e.g. hidden tests). May return {}."""
 
-    def baselines(self) -> dict[str, Callable[..., Any]]:
-        """LLM-free (or plain-LLM) optimizers to compare against, by name."""
+    def strategies(self) -> dict[str, type]:
+        """The domain's own strategies by name (LLM-free baselines such as a GA), beside the core's."""
 
     def report(self, run_dir: str, out_dir: str) -> list[str]:
         """Domain plots for `tgdomains report` (molecule grid, DVH); returns the files written."""
+
+
+def domain_default(domain: Any, name: str, default: Any) -> Any:
+    """A declared default of a domain (``default_iterations`` ...), or `default` when it declares none."""
+    return getattr(domain, name, default)
 
 
 def available_domains() -> dict[str, Callable[[], Domain]]:

@@ -1,4 +1,4 @@
-"""The run directory: run.json (config), steps.jsonl (one line per evaluated candidate), best.json.
+"""The run directory and what it holds: run.json (config), steps.jsonl (one `Step` per line), best.json.
 
 A step is appended with one write() of a whole line followed by fsync, so a SIGKILL leaves either the complete line
 or a torn tail; reading drops (and truncates away) a torn tail, so a resumed run loses at most the step that was
@@ -8,9 +8,94 @@ being written, and never duplicates one.
 from __future__ import annotations
 
 import json
+import math
 import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
+
+from tgdomains.evaluation import Evaluation
+
+
+class StepStatus(str, Enum):
+    """How a step's value came about (stored as its plain string, so old records read the same)."""
+
+    INITIAL = "initial"  # the run's first value
+    UPDATED = "updated"  # a usable LLM reply (or a baseline's proposal)
+    REPAIRED = "repaired"  # usable after one repair request
+    FAILED = "failed"  # no usable reply: the parent's value is kept, `problem` says why
+    UNCHANGED = "unchanged"  # a usable reply that repeated its parent's value
+    DUPLICATE = "duplicate"  # a usable reply that repeated an earlier candidate: not evaluated again
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True)
+class Step:
+    """One line of steps.jsonl: a candidate, where it came from, what it scored and what it cost.
+
+    `id` is the line index; `parent` (and `merge_with`) are ids of earlier steps, so the file is a family tree.
+    `duplicate_of` names the earlier step whose evaluation this one reuses (the value was seen before).
+    """
+
+    id: int
+    iteration: int
+    value: str
+    evaluation: Evaluation
+    status: StepStatus
+    parent: int | None = None
+    duplicate_of: int | None = None
+    feedback: str = ""  # what produced this value (the parent's feedback, a critique, a reflection)
+    problem: str = ""  # why a reply was unusable
+    usage: Mapping[str, float] = field(default_factory=dict)  # LLM usage of this step alone
+    eval_s: float = 0.0
+    step_s: float = 0.0
+    merge_with: int | None = None  # population search: the second parent of a merge child
+    rejected: bool = False  # accept-only-improvements: worse than its parent, so the chain went on from the best
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "status", StepStatus(self.status))
+        object.__setattr__(self, "usage", MappingProxyType(dict(self.usage)))
+
+    @property
+    def evaluated(self) -> bool:
+        """A distinct candidate that the evaluator scored (not a repeat of an earlier one)."""
+        return self.duplicate_of is None and self.status is not StepStatus.DUPLICATE
+
+    @property
+    def score(self) -> float | None:
+        """The score, None when the candidate was invalid (as stored)."""
+        return self.evaluation.score if math.isfinite(self.evaluation.score) else None
+
+    def rank(self) -> tuple:
+        """Selection order: passed first, then score; ties go to the earliest step."""
+        return (self.evaluation.passed, self.evaluation.score, -self.iteration, -self.id)
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "id": self.id, "iteration": self.iteration, "parent": self.parent, "duplicate_of": self.duplicate_of,
+            "value": self.value, "evaluation": self.evaluation.to_dict(), "feedback": self.feedback,
+            "status": self.status.value, "problem": self.problem, "usage": dict(self.usage),
+            "eval_s": self.eval_s, "step_s": self.step_s,
+        }
+        if self.merge_with is not None:
+            d["merge_with"] = self.merge_with
+        if self.rejected:
+            d["rejected"] = True
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any], index: int | None = None) -> Step:
+        """A stored step; `index` (its line number) stands in for the id of records older than ids."""
+        return cls(id=d.get("id", index if index is not None else d["iteration"]), iteration=d["iteration"],
+                   value=d["value"], evaluation=Evaluation.from_dict(d["evaluation"]), status=d["status"],
+                   parent=d.get("parent"), duplicate_of=d.get("duplicate_of"), feedback=d.get("feedback", ""),
+                   problem=d.get("problem", ""), usage=d.get("usage", {}), eval_s=d.get("eval_s", 0.0),
+                   step_s=d.get("step_s", 0.0), merge_with=d.get("merge_with"), rejected=d.get("rejected", False))
 
 
 class RunRecord:
@@ -31,8 +116,8 @@ class RunRecord:
     def read_config(self) -> dict[str, Any]:
         return json.loads((self.dir / "run.json").read_text())
 
-    def append_step(self, step: dict[str, Any]) -> None:
-        line = (json.dumps(step, ensure_ascii=False, default=_jsonable) + "\n").encode("utf-8", "backslashreplace")
+    def append_step(self, step: Step) -> None:
+        line = (json.dumps(step.to_dict(), ensure_ascii=False, default=_jsonable) + "\n").encode("utf-8", "backslashreplace")
         fd = os.open(self.steps_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
             os.write(fd, line)
@@ -40,8 +125,12 @@ class RunRecord:
         finally:
             os.close(fd)
 
-    def read_steps(self, repair: bool = True) -> list[dict[str, Any]]:
+    def read_steps(self, repair: bool = True) -> list[Step]:
         """Every complete step; a torn last line (killed mid-write) is dropped and, with `repair`, cut off."""
+        return [Step.from_dict(d, i) for i, d in enumerate(self.read_step_dicts(repair))]
+
+    def read_step_dicts(self, repair: bool = True) -> list[dict[str, Any]]:
+        """steps.jsonl's complete lines as stored (for tools that read the file's JSON as is)."""
         if not self.steps_path.exists():
             return []
         raw = self.steps_path.read_bytes()
@@ -61,6 +150,11 @@ class RunRecord:
 
     def write_best(self, best: dict[str, Any]) -> None:
         self._write_atomic(self.dir / "best.json", best)
+
+    def write_json(self, name: str, data: dict[str, Any]) -> None:
+        """Another JSON file of the run directory (batch.json ...), written the same atomic way."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self._write_atomic(self.dir / name, data)
 
     def read_best(self) -> dict[str, Any] | None:
         path = self.dir / "best.json"

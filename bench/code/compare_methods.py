@@ -17,7 +17,6 @@ import time
 from pathlib import Path
 
 from domains import code
-from domains.code.baselines import reflexion, zero_shot
 
 
 def main() -> None:
@@ -46,15 +45,14 @@ def main() -> None:
             t1 = time.perf_counter()
             # The same budget: TextGrad's calls as spent (repair requests for unusable replies included).
             spent = max(budget, int(tg.usage.get("llm_calls") or 0))
-            zs = zero_shot(problem, engine=engine, llm_calls=spent)
+            # the baselines are strategies of the same run loop, stopped by the same LLM-call budget
+            same_budget = dict(engine=engine, iterations=spent, llm_call_budget=spent, progress=False)
+            zs = code.optimize(problem, strategy="zero-shot", run_dir=Path(runs) / f"{problem.id}-zs", **same_budget)
             t2 = time.perf_counter()
-            rx = reflexion(problem, engine=engine, llm_calls=spent)
+            rx = code.optimize(problem, strategy="reflexion", run_dir=Path(runs) / f"{problem.id}-rx", **same_budget)
             t3 = time.perf_counter()
-            for method, passed, final, calls, wall in (
-                ("textgrad", tg.passed, tg.final, tg.usage.get("llm_calls"), t1 - t0),
-                ("zero-shot", zs.passed, zs.final, zs.llm_calls, t2 - t1),
-                ("reflexion", rx.passed, rx.final, rx.llm_calls, t3 - t2),
-            ):
+            for method, run, wall in (("textgrad", tg, t1 - t0), ("zero-shot", zs, t2 - t1), ("reflexion", rx, t3 - t2)):
+                passed, final, calls = run.passed, run.final, run.usage.get("llm_calls")
                 rows.append({"problem": problem.id, "method": method, "visible_passed": passed,
                              "hidden_pass_rate": final.get("hidden_pass_rate"), "llm_calls": calls,
                              "wall_s": round(wall, 1)})

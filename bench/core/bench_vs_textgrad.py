@@ -74,7 +74,7 @@ def ours_runner() -> dict:
     from tgdomains.domain import Start
     from tgdomains.engines import ScriptedEngine
     from tgdomains.evaluation import Evaluation
-    from tgdomains.runner import optimize
+    from tgdomains.run import optimize
 
     class Replay:  # replays the recorded evaluations of the workload's candidates, in order
         name = "bench"

@@ -6,7 +6,7 @@ between runs (the radiotherapy evaluator memoizes plans per process; docking get
 Strategies (B = --budget distinct evaluations, the start included):
   chain       tgdomains.runner.optimize, iterations = B - 1 (TextGrad: each step edits the last candidate)
   chain-gate  the same with accept_only_improvements=True (each step edits the best so far: a hill climber)
-  population  tgdomains.population.optimize_population, population=4, proposals=2, evaluation_budget=B
+  population  tgdomains.run.optimize(strategy="population"), population=4, proposals=2, evaluation_budget=B
 
 Engines:
   scripted  an LLM stand-in that ignores the feedback and proposes a seeded random perturbation of the value it is
@@ -118,16 +118,14 @@ def run_one(spec: dict) -> dict:
     common = dict(engine=engine, run_dir=work / "run", seed=spec["seed"], progress=False,
                   max_tokens=spec.get("max_tokens"), evaluate=evaluate)
     started = time.monotonic()
-    if spec["strategy"] == "population":
-        from tgdomains.population import optimize_population
+    from tgdomains.run import optimize
 
+    if spec["strategy"] == "population":
         # iterations bounded as the chain's: an engine whose replies are all unusable adds no evaluation, and the
         # evaluation budget alone would never stop it
-        result = optimize_population(domain, instance, population=4, proposals=2, evaluation_budget=budget,
-                                     iterations=budget - 1, **common)
+        result = optimize(domain, instance, strategy="population", population=4, proposals=2,
+                          evaluation_budget=budget, iterations=budget - 1, **common)
     else:
-        from tgdomains.runner import optimize
-
         result = optimize(domain, instance, iterations=budget - 1,
                           accept_only_improvements=spec["strategy"] == "chain-gate", **common)
     wall = time.monotonic() - started
@@ -135,15 +133,15 @@ def run_one(spec: dict) -> dict:
         pool.shutdown()
     distinct, seen = [], set()
     for s in result.steps:  # the order candidates were first evaluated in (invalid ones included)
-        if s["value"] not in seen:
-            seen.add(s["value"])
+        if s.value not in seen:
+            seen.add(s.value)
             distinct.append(s)
     best_score = result.best_evaluation.score
-    first_best = next((i + 1 for i, s in enumerate(distinct) if s["evaluation"]["score"] == best_score), None)
+    first_best = next((i + 1 for i, s in enumerate(distinct) if s.evaluation.score == best_score), None)
     metrics = {k: result.best_evaluation.metrics.get(k) for k in domain.objectives}
     return {**{k: spec.get(k) for k in ("domain", "engine", "strategy", "seed", "budget", "eval_processes")},
             "best_score": round(best_score, 5) if math.isfinite(best_score) else None,
-            "start_score": result.steps[0]["evaluation"]["score"], "best_objectives": metrics,
+            "start_score": result.steps[0].score, "best_objectives": metrics,
             "passed": result.passed, "evaluations": len(distinct),
             "evaluations_to_best": first_best, "llm_calls": result.usage["llm_calls"],
             "unusable_replies": result.usage["unusable_replies"], "eval_s": result.usage["eval_s"],

@@ -74,13 +74,14 @@ def main() -> None:
     for row in rows:
         print(json.dumps(row))
 
-    from domains.radiotherapy.baseline import optuna_search
+    from domains import radiotherapy
 
     t = time.perf_counter()
-    baseline = optuna_search("prostate-2d", n_trials=11, seed=0)
+    baseline = radiotherapy.optimize("prostate-2d", engine=None, strategy="optuna", evaluation_budget=11, seed=0,
+                                     run_dir=tempfile.mkdtemp(prefix="tgd-optuna-"), progress=False)
     optuna = {
         "case": "prostate-2d",
-        "trials": baseline.evaluations,
+        "trials": baseline.usage["evaluations"],
         "seconds": round(time.perf_counter() - t, 2),
         "best_passed": baseline.best_evaluation.passed,
         "best_goals_passed": baseline.best_evaluation.metrics.get("goals_passed"),

@@ -26,7 +26,7 @@ from domains.code.sandbox import Limits, Sandbox, TestCase
 
 if TYPE_CHECKING:
     from tgdomains.engines.base import Engine
-    from tgdomains.runner import RunResult
+    from tgdomains.run import RunResult
 
 __all__ = ["Problem", "TestCase", "Sandbox", "Limits", "load_problems", "load_textgrad_leetcode",
            "load_reflexion_leetcode", "load_humaneval_plus", "load_own_format", "find_problem", "evaluate",
@@ -39,7 +39,7 @@ def optimize(problem: Problem, *, engine: Engine, **runner_kwargs: Any) -> RunRe
     The result's `final` holds the hidden-test verdict (hidden_pass_rate, hidden_passed, hidden_total).
     """
     from domains.code.plugin import CodeDomain
-    from tgdomains.runner import optimize as run
+    from tgdomains.run import optimize as run
 
     return run(CodeDomain(), problem, engine=engine, **runner_kwargs)
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -106,10 +105,9 @@ class CodeDomain:
     def finalize(self, value: str, problem: Problem) -> dict[str, Any]:
         return evaluator.hidden_verdict(value, problem)
 
-    def baselines(self) -> dict[str, Callable[..., Any]]:
-        from domains.code import baselines
-
-        return {"zero-shot": baselines.zero_shot, "reflexion": baselines.reflexion}
+    def strategies(self) -> dict[str, type]:
+        """None of its own: the core's zero-shot and reflexion strategies are this domain's baselines."""
+        return {}
 
     def report(self, run_dir: str, out_dir: str) -> list[str]:
         """A plot of the visible pass rate and program length over the iterations of one run."""

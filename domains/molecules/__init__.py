@@ -9,7 +9,7 @@ Importing this package is cheap: RDKit, Vina and friends load inside the functio
 """
 
 from domains.molecules.api import MoleculeRunResult, optimize
-from domains.molecules.baselines import GraphGAResult, graph_ga
+from domains.molecules.baselines import GraphGA
 from domains.molecules.chemistry import (
     NAMED_STARTS,
     SmilesError,
@@ -27,8 +27,8 @@ from domains.molecules.plugin import MoleculesDomain
 from domains.molecules.tracking import MoleculeRecord, pareto_front, read_records
 
 __all__ = [
-    "NAMED_STARTS", "Docker", "DockingCache", "DockingResult", "DockingSettings", "GraphGAResult", "MoleculeEvaluator",
+    "NAMED_STARTS", "Docker", "DockingCache", "DockingResult", "DockingSettings", "GraphGA", "MoleculeEvaluator",
     "MoleculeRecord", "MoleculeRunResult", "MoleculeTask", "MoleculesDomain", "Objective", "SmilesError", "alerts",
-    "canonical_smiles", "dock", "extract_smiles", "graph_ga", "list_targets", "optimize", "pareto_front",
+    "canonical_smiles", "dock", "extract_smiles", "list_targets", "optimize", "pareto_front",
     "property_panel", "read_records", "resolve_start", "tanimoto",
 ]

@@ -31,7 +31,7 @@ def optimize(
     sa_max, no_pains, reference, min_similarity, vina_weight, qed_weight); `runner_kwargs` go to
     `tgdomains.runner.optimize` (run_dir, momentum, seed, progress ...)."""
     from domains.molecules.plugin import MoleculesDomain
-    from tgdomains.runner import optimize as run_optimize
+    from tgdomains.run import optimize as run_optimize
 
     domain = MoleculesDomain()
     task = domain.load({

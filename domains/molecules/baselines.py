@@ -1,56 +1,68 @@
-"""LLM-free baseline on the same docking budget: the Graph GA of the `mol-ga` package (not a hand-written GA)."""
+"""The LLM-free baseline as a strategy: the Graph GA of the `mol-ga` package (its operators, not a hand-written GA).
+
+`tgdomains optimize molecules --strategy graph-ga --evaluation-budget 11` runs it under the same budgets, run
+directory and report as the LLM strategies. Iteration 1 proposes the GA's first population: random ZINC molecules
+beside the task's start (the initial step). Every later iteration is one generation: the population is the
+`population` best distinct candidates so far, mol-ga samples parents from it by score quantile and makes
+`offspring` children by crossover and mutation; children seen before are left out. Everything is derived from the
+run's steps and an iteration seed, so a killed run resumes exactly.
+"""
 
 from __future__ import annotations
 
-import math
+import heapq
 import random
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar
 
-from domains.molecules.evaluator import MoleculeEvaluator, MoleculeTask
+from tgdomains.domain import ParseError
+from tgdomains.strategies import Proposal, Strategy
 
-# Score given to the GA for a molecule that cannot be scored: far below any docked molecule's score.
-_UNSCORABLE = -1000.0
+if TYPE_CHECKING:
+    from tgdomains.run import Run
+
+_UNSCORABLE = -1000.0  # the GA's score for a molecule that cannot be scored: far below any docked molecule's
 
 
 @dataclass
-class GraphGAResult:
-    best_smiles: str
-    best_score: float
-    docking_calls: int  # distinct molecules scored, the start population included
-    history: list[dict[str, Any]] = field(default_factory=list)  # every scored molecule, in scoring order
+class GraphGA(Strategy):
+    name: ClassVar[str] = "graph-ga"
+    population: int = 10
+    offspring: int = 5
 
+    def check(self) -> GraphGA:
+        if self.population < 1 or self.offspring < 1:
+            raise ValueError("graph-ga needs population >= 1 and offspring >= 1")
+        return self
 
-def graph_ga(
-    task: MoleculeTask, *, docking_budget: int = 11, population: int = 10, offspring: int = 5, seed: int = 0,
-) -> GraphGAResult:
-    """Run mol-ga's Graph GA from the task's start plus random ZINC molecules until `docking_budget` molecules
-    have been scored (11 = the start + 10 TextGrad iterations). Extra offspring beyond the budget are not scored."""
-    from mol_ga import default_ga
-    from mol_ga.mol_libraries import random_zinc
+    def width(self) -> int:
+        return max(self.population, self.offspring)
 
-    if docking_budget < 2 or population < 1 or offspring < 1:
-        raise ValueError("graph_ga needs docking_budget >= 2, population >= 1 and offspring >= 1")
-    rng = random.Random(seed)
-    evaluator = MoleculeEvaluator(task)
-    history: list[dict[str, Any]] = []
+    def propose(self, run: Run, iteration: int, room: int | None) -> list[Proposal]:
+        from mol_ga.graph_ga.gen_candidates import graph_ga_blended_generation
+        from mol_ga.mol_libraries import random_zinc
+        from mol_ga.sample_population import uniform_quantile_sampling
 
-    def score_batch(smiles_list: list[str]) -> list[float]:
-        room = max(0, docking_budget - len(history))
-        evaluations = evaluator.evaluate_many(smiles_list[:room])
-        scores = []
-        for smiles, evaluation in zip(smiles_list[:room], evaluations, strict=True):
-            history.append({"smiles": smiles, "score": evaluation.score, "valid": evaluation.valid,
-                            "vina": evaluation.metrics.get("vina"), "qed": evaluation.metrics.get("qed")})
-            scores.append(evaluation.score if math.isfinite(evaluation.score) else _UNSCORABLE)
-        return scores + [_UNSCORABLE] * (len(smiles_list) - room)  # over budget: never docked
-
-    start_population = [task.start, *random_zinc(min(population, docking_budget) - 1, rng=rng)]
-    generations = max(0, math.ceil((docking_budget - len(start_population)) / offspring))
-    default_ga(
-        starting_population_smiles=start_population, scoring_function=score_batch, max_generations=generations,
-        offspring_size=offspring, population_size=population, rng=rng,
-    )
-    scored = [h for h in history if math.isfinite(h["score"])]
-    best = max(scored, key=lambda h: h["score"]) if scored else {"smiles": task.start, "score": -math.inf}
-    return GraphGAResult(best["smiles"], best["score"], len(history), history)
+        rng = random.Random(run.config.seed * 1_000_003 + iteration)
+        seen = {s.value for s in run.steps}
+        if iteration == 1:
+            raw = random_zinc(self.population - 1, rng=rng) if self.population > 1 else []
+            feedback = "(graph-ga: starting population from ZINC)"
+        else:
+            scored = [(s.score if s.score is not None else _UNSCORABLE, s.value) for s in run.candidates]
+            population = heapq.nlargest(self.population, scored)
+            samples = uniform_quantile_sampling(population, 2 * self.offspring, rng)
+            raw = sorted(graph_ga_blended_generation(samples, self.offspring, rng, None))
+            feedback = f"(graph-ga generation {iteration - 1})"
+        values = []
+        for smiles in raw:
+            try:
+                value = run.parse(smiles)
+            except ParseError:
+                continue
+            if value not in seen:
+                seen.add(value)
+                values.append(value)
+        if room is not None:
+            values = values[:max(0, room)]
+        return [Proposal(v, run.steps[0].id if iteration == 1 else run.best.id, feedback=feedback) for v in values]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
 from typing import Any
 
 from domains.molecules.chemistry import (
@@ -146,10 +145,11 @@ class MoleculesDomain:
         except SmilesError as error:
             return {"smiles": value, "error": str(error)}
 
-    def baselines(self) -> dict[str, Callable[..., Any]]:
-        from domains.molecules.baselines import graph_ga
+    def strategies(self) -> dict[str, type]:
+        """The LLM-free baseline, run as a strategy: `--strategy graph-ga`."""
+        from domains.molecules.baselines import GraphGA
 
-        return {"graph_ga": graph_ga}
+        return {GraphGA.name: GraphGA}
 
     def report(self, run_dir: str, out_dir: str) -> list[str]:
         from domains.molecules.report import write_report

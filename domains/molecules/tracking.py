@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+
+from tgdomains.records import RunRecord, Step
 
 
 @dataclass(frozen=True)
@@ -25,29 +26,22 @@ class MoleculeRecord:
         return None if self.similarity_to_start is None else 1.0 - self.similarity_to_start
 
 
-def records_from_steps(steps: list[dict[str, Any]]) -> list[MoleculeRecord]:
-    """One record per step (the runner's step dicts or steps.jsonl lines), duplicates included, in order."""
-    records = []
-    for step in steps:
-        evaluation = step["evaluation"]
-        metrics = evaluation.get("metrics") or {}
-        records.append(MoleculeRecord(
-            iteration=int(step["iteration"]), smiles=step["value"], valid=bool(evaluation.get("valid", True)),
-            score=evaluation.get("score"), vina=metrics.get("vina"), qed=metrics.get("qed"),
-            similarity_to_start=metrics.get("similarity_to_start"),
-        ))
-    return records
+def records_from_steps(steps: list[Step]) -> list[MoleculeRecord]:
+    """One record per step, duplicates included, in order."""
+    return [MoleculeRecord(iteration=step.iteration, smiles=step.value, valid=step.evaluation.valid,
+                           score=step.score, vina=_finite(step.evaluation.metrics.get("vina")),
+                           qed=_finite(step.evaluation.metrics.get("qed")),
+                           similarity_to_start=_finite(step.evaluation.metrics.get("similarity_to_start")))
+            for step in steps]
 
 
 def read_records(run_dir: str | Path) -> list[MoleculeRecord]:
-    """The records of a run directory's steps.jsonl (a torn last line from a killed run is skipped)."""
-    steps = []
-    for line in (Path(run_dir) / "steps.jsonl").read_text().splitlines():
-        try:
-            steps.append(json.loads(line))
-        except ValueError:
-            continue
-    return records_from_steps(steps)
+    """The records of a run directory (a torn last line from a killed run is skipped, never repaired here)."""
+    return records_from_steps(RunRecord(run_dir).read_steps(repair=False))
+
+
+def _finite(x: float | None) -> float | None:
+    return x if x is not None and math.isfinite(x) else None
 
 
 def pareto_front(records: list[MoleculeRecord]) -> list[MoleculeRecord]:

@@ -40,7 +40,7 @@ _EXPORTS = {
     "PlanEvaluator": "evaluator",
     "evaluate_plan": "evaluator",
     "RadiotherapyDomain": "plugin",
-    "optuna_search": "baseline",
+    "Optuna": "baseline",
 }
 
 __all__ = [*_EXPORTS, "optimize"]
@@ -62,7 +62,7 @@ def optimize(case: str = "prostate-2d", *, engine: Any, goals: str | None = None
     `tgdomains.runner.optimize` (iterations=10, run_dir, momentum, examples, seed ...).
     """
     from domains.radiotherapy.plugin import RadiotherapyDomain
-    from tgdomains.runner import optimize as run
+    from tgdomains.run import optimize as run
 
     domain = RadiotherapyDomain()
     instance = domain.load({"case": case, "goals": goals, "params": params})

@@ -1,77 +1,85 @@
-"""The LLM-free baseline: Bayesian optimization (Optuna's TPE sampler) of the same hyperparameters.
+"""The LLM-free baseline as a strategy: Bayesian optimization (Optuna's TPE sampler) of the same hyperparameters.
 
-It searches every structure's weight (log-uniform in [1, 10000]) and dose level (targets: [Rx, 1.08 Rx]; other
-structures: [0.25 Rx, Rx]), scores each trial with the same evaluator as the LLM loop, starts from the same default
-weights (trial 0) and stops when every goal passes or after `n_trials` evaluations: 11 by default, the budget of
-the LLM loop (the initial value plus 10 iterations).
+`tgdomains optimize radiotherapy --strategy optuna --evaluation-budget 11` searches every structure's weight
+(log-uniform in [1, 10000]) and dose level (targets: [Rx, 1.08 Rx]; other structures: [0.25 Rx, Rx]) with the same
+evaluator, budgets, run directory and report as the LLM strategies. The initial step is the default weights (what
+the LLM loop starts from, TPE's trial 0). Each iteration rebuilds the study from the run's evaluated steps and asks
+it for `trials` new plans, seeded by the iteration, so a killed run resumes exactly.
 """
 
 from __future__ import annotations
 
+import json
 import math
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from tgdomains.evaluation import Evaluation
+from tgdomains.strategies import Proposal, Strategy
+
+if TYPE_CHECKING:
+    from tgdomains.run import Run
+
+_UNSCORABLE = -1e9  # what TPE is told for an invalid plan: far below any real score
 
 
 @dataclass
-class BaselineResult:
-    best_value: str
-    best_evaluation: Evaluation
-    history: list[dict[str, Any]] = field(default_factory=list)  # per trial: value, score, passed, goals_passed
+class Optuna(Strategy):
+    name: ClassVar[str] = "optuna"
+    trials: int = 1  # plans asked per iteration
 
-    @property
-    def evaluations(self) -> int:
-        return len(self.history)
+    def width(self) -> int:
+        return self.trials
+
+    def propose(self, run: Run, iteration: int, room: int | None) -> list[Proposal]:
+        import optuna
+
+        from domains.radiotherapy.hyperparameters import to_json
+
+        case = run.instance.case
+        distributions = _distributions(case)
+        previous = optuna.logging.get_verbosity()
+        optuna.logging.set_verbosity(optuna.logging.WARNING)  # restored below: logging is process-wide
+        try:
+            sampler = optuna.samplers.TPESampler(seed=run.config.seed * 1_000_003 + iteration)
+            study = optuna.create_study(direction="maximize", sampler=sampler)
+            for step in run.candidates:
+                params = _params(step.value, distributions)
+                if params is not None:  # a plan outside the search space (e.g. from an LLM strategy) is skipped
+                    score = step.score if step.score is not None else _UNSCORABLE
+                    study.add_trial(optuna.trial.create_trial(params=params, distributions=distributions,
+                                                              value=score))
+            n = self.trials if room is None else max(0, min(self.trials, room))
+            asked = [study.ask(distributions).params for _ in range(n)]
+        finally:
+            optuna.logging.set_verbosity(previous)
+        plans = [{s: {"weight": p[f"{s}.weight"], "dose_Gy": p[f"{s}.dose_Gy"]} for s in case.structures}
+                 for p in asked]
+        return [Proposal(to_json(plan, case), run.best.id, feedback="(optuna TPE)") for plan in plans]
 
 
-def optuna_search(instance: Any, *, n_trials: int = 11, seed: int = 0, goals: str | None = None) -> BaselineResult:
-    """TPE search on `instance` (a `RadiotherapyInstance`, or a case name / .npz path with optional `goals` file)."""
-    import optuna
+def _distributions(case: Any) -> dict[str, Any]:
+    from optuna.distributions import FloatDistribution
 
-    from domains.radiotherapy.hyperparameters import default_hyperparameters, to_json
-    from domains.radiotherapy.plugin import RadiotherapyDomain, RadiotherapyInstance
-
-    if n_trials < 1:
-        raise ValueError(f"n_trials must be at least 1, got {n_trials}")
-    domain = RadiotherapyDomain()
-    if not isinstance(instance, RadiotherapyInstance):
-        instance = domain.load({"case": str(instance), "goals": goals})
-    case = instance.case
     rx = case.prescription_Gy
-    start = default_hyperparameters(case)
+    out = {}
+    for s in case.structures:
+        low, high = (rx, 1.08 * rx) if s in case.targets else (0.25 * rx, rx)
+        out[f"{s}.weight"] = FloatDistribution(1.0, 10_000.0, log=True)
+        out[f"{s}.dose_Gy"] = FloatDistribution(low, high)
+    return out
 
-    def suggest(trial: optuna.Trial) -> dict[str, dict[str, float]]:
-        hp = {}
-        for s in case.structures:
-            low, high = (rx, 1.08 * rx) if s in case.targets else (0.25 * rx, rx)
-            hp[s] = {
-                "weight": trial.suggest_float(f"{s}.weight", 1.0, 10_000.0, log=True),
-                "dose_Gy": trial.suggest_float(f"{s}.dose_Gy", low, high),
-            }
-        return hp
 
-    history: list[dict[str, Any]] = []
-    best: tuple[str, Evaluation] | None = None
-
-    def objective(trial: optuna.Trial) -> float:
-        nonlocal best
-        value = to_json(suggest(trial), case)
-        ev = domain.evaluate(value, instance)
-        history.append({"trial": trial.number, "value": value, "score": ev.score, "passed": ev.passed,
-                        "goals_passed": ev.metrics.get("goals_passed", 0.0)})
-        if best is None or ev.better_than(best[1]):
-            best = (value, ev)
-        if ev.passed:
-            trial.study.stop()
-        return ev.score if math.isfinite(ev.score) else -1e9
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed))
-    study.enqueue_trial(
-        {f"{s}.{f}": start[s][f] for s in case.structures for f in ("weight", "dose_Gy")}, skip_if_exists=True
-    )
-    study.optimize(objective, n_trials=n_trials)
-    assert best is not None
-    return BaselineResult(best_value=best[0], best_evaluation=best[1], history=history)
+def _params(value: str, distributions: dict[str, Any]) -> dict[str, float] | None:
+    try:
+        plan = json.loads(value)
+        params = {f"{s}.{k}": float(v[k]) for s, v in plan.items() for k in ("weight", "dose_Gy")}
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return None
+    if set(params) != set(distributions):
+        return None
+    for name, x in params.items():
+        d = distributions[name]
+        if not (math.isfinite(x) and d.low - 1e-9 <= x <= d.high + 1e-9):
+            return None
+        params[name] = min(max(x, d.low), d.high)
+    return params

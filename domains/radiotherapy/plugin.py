@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -205,10 +204,11 @@ class RadiotherapyDomain:
 
     # -- extras -----------------------------------------------------------------------------------------------
 
-    def baselines(self) -> dict[str, Callable[..., Any]]:
-        from domains.radiotherapy.baseline import optuna_search
+    def strategies(self) -> dict[str, type]:
+        """The LLM-free baseline, run as a strategy: `--strategy optuna`."""
+        from domains.radiotherapy.baseline import Optuna
 
-        return {"optuna": optuna_search}
+        return {Optuna.name: Optuna}
 
     def report(self, run_dir: str, out_dir: str) -> list[str]:
         from domains.radiotherapy.report import write_report

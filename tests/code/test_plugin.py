@@ -7,7 +7,6 @@ import json
 import pytest
 
 from domains import code
-from domains.code.baselines import reflexion, zero_shot
 from domains.code.plugin import CodeDomain
 from tgdomains.domain import ParseError, get_domain
 from tgdomains.engines.scripted import ScriptedEngine
@@ -52,8 +51,8 @@ def test_optimize_fixes_a_wrong_zero_shot_program(trap, tmp_path):
                              tagged(TRAP_RIGHT)])  # the step
     result = code.optimize(trap, engine=engine, iterations=3, run_dir=tmp_path / "run", progress=False)
     assert result.passed and result.best_value == TRAP_RIGHT
-    assert [s["evaluation"]["passed"] for s in result.steps] == [False, True]
-    assert "trap([0, 1, 0, 2, 1, 0, 1, 3, 2, 1, 2, 1]) expected 6, got 14" in result.steps[0]["evaluation"]["text"]
+    assert [s.evaluation.passed for s in result.steps] == [False, True]
+    assert "trap([0, 1, 0, 2, 1, 0, 1, 3, 2, 1, 2, 1]) expected 6, got 14" in result.steps[0].evaluation.text
     assert result.final["hidden_pass_rate"] == 1.0 and result.final["hidden_total"] == len(trap.hidden()) == 30
     assert len(engine.requests) == 3
     sent = all_text(engine)
@@ -86,24 +85,29 @@ def test_parse_rejects_a_reply_without_the_entry_point(trap):
         CodeDomain().parse("def solve(h):\n    return 0\n", trap)
 
 
-def test_zero_shot_baseline_samples_within_its_call_budget(trap):
+def test_zero_shot_baseline_samples_within_its_call_budget(trap, tmp_path):
     engine = ScriptedEngine([TRAP_WRONG, TRAP_WRONG, tagged(TRAP_RIGHT), TRAP_WRONG])
-    result = zero_shot(trap, engine=engine, llm_calls=4)
-    assert result.passed and result.llm_calls == 3 and len(engine.requests) == 3
-    assert [r["temperature"] for r in engine.requests] == [0.0, 0.8, 0.8]
+    result = code.optimize(trap, engine=engine, strategy="zero-shot", iterations=10, llm_call_budget=4,
+                           run_dir=tmp_path / "zs", progress=False)
+    assert result.passed and result.usage["llm_calls"] == 3 and len(engine.requests) == 3
+    assert [r["temperature"] for r in engine.requests] == [0.0, 0.8, 0.8]  # the first is the domain's initial
     assert result.final["hidden_pass_rate"] == 1.0
+    assert [s.status for s in result.steps] == ["initial", "duplicate", "updated"]
 
 
-def test_reflexion_baseline_reflects_on_the_failing_tests(trap):
+def test_reflexion_baseline_reflects_on_the_failing_tests(trap, tmp_path):
     engine = ScriptedEngine([TRAP_WRONG, "The sum is wrong. " + tagged(TRAP_WRONG.replace("sum", "max")),
                              "Still wrong; use two pointers. " + tagged(TRAP_RIGHT)])
-    result = reflexion(trap, engine=engine, llm_calls=5)
-    assert result.passed and result.llm_calls == 3
+    result = code.optimize(trap, engine=engine, strategy="reflexion", iterations=10, llm_call_budget=5,
+                           run_dir=tmp_path / "rx", progress=False)
+    assert result.passed and result.usage["llm_calls"] == 3
     reflect_prompt = engine.requests[1]["messages"][-1]["content"]
     assert "expected 6, got 14" in reflect_prompt
     assert result.final["hidden_passed"] == result.final["hidden_total"] == 30
-    spent = reflexion(trap, engine=ScriptedEngine([TRAP_WRONG] * 3), llm_calls=3)
-    assert not spent.passed and spent.llm_calls == 3
+    spent = code.optimize(trap, engine=ScriptedEngine([TRAP_WRONG] * 3), strategy="reflexion", iterations=10,
+                          llm_call_budget=3, run_dir=tmp_path / "spent", progress=False)
+    assert not spent.passed and spent.usage["llm_calls"] == 3
+    assert spent.stop_reason.startswith("LLM call budget spent")
 
 
 def test_cli_evaluate_prints_the_evaluation(tmp_path, capsys):

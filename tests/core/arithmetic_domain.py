@@ -77,7 +77,7 @@ class ArithmeticDomain:
     def finalize(self, value, instance):
         return {"length": len(value)}
 
-    def baselines(self):
+    def strategies(self):
         return {}
 
     def report(self, run_dir, out_dir):

@@ -19,7 +19,7 @@ from arithmetic_domain import ArithmeticDomain, Target, tagged  # noqa: E402
 from fault_helpers import check_record, is_optimizer_request  # noqa: E402
 
 from tgdomains.engines import Completion, Request, ScriptedEngine, Usage  # noqa: E402
-from tgdomains.runner import optimize  # noqa: E402
+from tgdomains.run import optimize  # noqa: E402
 
 TARGET = Target("t997", 997)
 
@@ -98,7 +98,7 @@ def test_a_budget_spent_before_the_first_step_stops_at_once(tmp_path):
     result = run(tmp_path / "r", engine, iterations=10, token_budget=1)
     # iteration 1's feedback call crossed the budget; its step call was refused; nothing after
     assert len(engine.requests) == 1 and result.stop_reason.startswith("token budget spent")
-    assert [s["iteration"] for s in result.steps] == [0]
+    assert [s.iteration for s in result.steps] == [0]
     check_record(tmp_path / "r")
 
 
@@ -151,6 +151,6 @@ def test_a_step_longer_than_the_time_budget_is_finished_not_cut(tmp_path):
     engine = ScriptedEngine(replies([5]))
     result = optimize(domain, TARGET, engine=engine, run_dir=tmp_path / "r", evaluate=slow_evaluate,
                       iterations=10, time_budget_s=0.1, progress=False)
-    assert [s["iteration"] for s in result.steps] == [0] and engine.requests == []
-    assert result.steps[0]["eval_s"] >= 0.3 and result.stop_reason == "time budget (0.1 s) reached"
+    assert [s.iteration for s in result.steps] == [0] and engine.requests == []
+    assert result.steps[0].eval_s >= 0.3 and result.stop_reason == "time budget (0.1 s) reached"
     check_record(tmp_path / "r")

@@ -4,12 +4,13 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from tgdomains.domain import get_domain
 from tgdomains.engines import RecordingEngine, ScriptedEngine
-from tgdomains.runner import optimize
+from tgdomains.run import optimize
 
 
 def tgdomains(*args: str, env: dict | None = None, check: bool = True) -> subprocess.CompletedProcess:
@@ -76,7 +77,7 @@ def test_cli_replays_a_recorded_run_and_resumes_it(tmp_path):
     out = json.loads(tgdomains("optimize", "radiotherapy", "--case", "prostate-2d", "--iterations", "2",
                                "--replay", str(cassette), "--run-dir", str(run_dir), "--json").stdout)
     assert [json.loads(line)["value"] for line in (run_dir / "steps.jsonl").read_text().splitlines()] == \
-        [s["value"] for s in recorded.steps[:3]]
+        [s.value for s in recorded.steps[:3]]
     resumed = json.loads(tgdomains("optimize", "radiotherapy", "--iterations", "3", "--replay", str(cassette),
                                    "--resume", str(run_dir), "--json").stdout)
     steps = [json.loads(line) for line in (run_dir / "steps.jsonl").read_text().splitlines()]
@@ -84,3 +85,27 @@ def test_cli_replays_a_recorded_run_and_resumes_it(tmp_path):
     assert resumed["best_value"] == recorded.best_value and out["run_dir"] == resumed["run_dir"]
     report = tgdomains("report", str(run_dir)).stdout
     assert "score_trajectory.png" in report and (run_dir / "report" / "summary.md").exists()
+
+
+def test_a_strategy_flag_that_does_not_apply_is_a_clear_error(tmp_path):
+    proc = tgdomains("optimize", "radiotherapy", "--strategy", "reflexion", "--momentum", "2", "--run-dir",
+                     str(tmp_path / "r"), check=False)
+    assert proc.returncode == 2 and "--momentum does not apply to --strategy reflexion" in proc.stderr
+    proc = tgdomains("optimize", "radiotherapy", "--strategy", "annealing", check=False)
+    assert proc.returncode == 2 and "unknown strategy 'annealing'" in proc.stderr and "optuna" in proc.stderr
+
+
+@pytest.mark.slow
+def test_an_llm_free_baseline_runs_resumes_and_reports_like_any_strategy(tmp_path):
+    pytest.importorskip("optuna")
+    cassette = tmp_path / "empty.jsonl"
+    cassette.write_text("")  # nothing to replay: the baseline makes no LLM call
+    run_dir = tmp_path / "optuna"
+    out = json.loads(tgdomains("optimize", "radiotherapy", "--strategy", "optuna", "--evaluation-budget", "3",
+                               "--replay", str(cassette), "--run-dir", str(run_dir), "--json", "--quiet").stdout)
+    assert out["strategy"] == "optuna" and out["usage"]["evaluations"] == 3 and out["usage"]["llm_calls"] == 0
+    again = json.loads(tgdomains("optimize", "radiotherapy", "--evaluation-budget", "4", "--replay", str(cassette),
+                                 "--resume", str(run_dir), "--json", "--quiet").stdout)
+    assert again["strategy"] == "optuna" and again["usage"]["evaluations"] == 4
+    report = tgdomains("report", str(run_dir)).stdout
+    assert {"score_trajectory.png", "front.png", "lineage.png", "summary.md"} <= {Path(p).name for p in report.split()}

@@ -241,7 +241,7 @@ def test_two_iteration_optimization_with_the_tiny_local_model(tmp_path, monkeypa
     finish, keep its best value and count the unusable replies."""
     monkeypatch.setenv("TGDOMAINS_CACHE_DIR", str(tmp_path / "cache"))  # dose matrices: a fresh, private cache
     from tgdomains.domain import get_domain
-    from tgdomains.runner import optimize
+    from tgdomains.run import optimize
 
     try:
         domain = get_domain("radiotherapy")
@@ -254,7 +254,7 @@ def test_two_iteration_optimization_with_the_tiny_local_model(tmp_path, monkeypa
                       iterations=2, seed=0, progress=False)
 
     assert result.stop_reason.startswith("iteration budget") or result.passed
-    steps = result.steps
+    steps = [s.to_dict() for s in result.steps]
     assert [s["iteration"] for s in steps] == list(range(len(steps))) and len(steps) == 3
     initial = steps[0]["evaluation"]["score"]
     assert result.best_evaluation.score >= initial  # the best value is kept, whatever the model replied

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from tgdomains.domain import ParseError
 from tgdomains.engines import ScriptedEngine
 from tgdomains.optimizer import TGD, extract_tagged
-from tgdomains.runner import optimize
+from tgdomains.run import optimize
 from tgdomains.variable import Variable
 
 OPEN, CLOSE = "<IMPROVED_VARIABLE>", "</IMPROVED_VARIABLE>"
@@ -155,7 +155,7 @@ def test_a_run_on_garbage_replies_finishes_and_keeps_the_best(tmp_path_factory, 
     d = tmp_path_factory.mktemp("fz")
     result = optimize(ArithmeticDomain(), Target("t", 21), engine=engine, run_dir=d, iterations=4,
                       one_call=one_call, progress=False)
-    scores = [s["evaluation"]["score"] for s in result.steps]
+    scores = [s.score for s in result.steps]
     best = max(-math.inf if v is None else v for v in scores)
     assert result.best_evaluation.score == best
     assert result.stop_reason in ("passed", "iteration budget (4) reached")

@@ -24,8 +24,8 @@ from arithmetic_domain import ArithmeticDomain, Target, tagged
 
 from tgdomains import pareto
 from tgdomains.engines.base import BaseEngine, Completion, Usage, estimate_tokens
-from tgdomains.population import optimize_population
 from tgdomains.records import RunRecord
+from tgdomains.run import optimize
 
 HERE = Path(__file__).parent
 
@@ -71,6 +71,15 @@ def quiet(**kw):
     return dict(progress=False, **kw)
 
 
+def optimize_population(domain, instance, **kw):
+    return optimize(domain, instance, strategy="population", **kw)
+
+
+def D(steps) -> list[dict]:
+    """Steps as steps.jsonl stores them."""
+    return [s.to_dict() for s in steps]
+
+
 def check_tree(steps: list[dict]) -> None:
     """ids are line indices; every parent, merge partner and original of a duplicate is an earlier step."""
     assert [s["id"] for s in steps] == list(range(len(steps)))
@@ -97,7 +106,7 @@ def check_parents_on_front(steps: list[dict], objectives: dict[str, str]) -> Non
 
 def read(run_dir: Path) -> tuple[list[dict], dict, dict]:
     record = RunRecord(run_dir)
-    return record.read_steps(repair=False), record.read_config(), record.read_best()
+    return record.read_step_dicts(repair=False), record.read_config(), record.read_best()
 
 
 # -- the loop -------------------------------------------------------------------------------------------------
@@ -108,7 +117,7 @@ def test_children_come_from_the_front_and_the_record_is_the_family_tree(tmp_path
     result = optimize_population(domain, Target("t", 60), engine=engine, run_dir=tmp_path / "r", population=3,
                                  proposals=2, iterations=4, **quiet())
     steps, run, best = read(tmp_path / "r")
-    assert steps == result.steps
+    assert steps == D(result.steps)
     check_tree(steps)
     check_parents_on_front(steps, domain.objectives)
     assert run["config"]["population"] == 3 and run["config"]["proposals"] == 2
@@ -152,11 +161,11 @@ def test_duplicates_are_never_evaluated_twice(tmp_path):
     result = optimize_population(domain, Target("t", 24), engine=SeedEngine(same), run_dir=tmp_path / "r",
                                  population=2, proposals=3, iterations=3, **quiet())
     assert domain.evaluated == ["1 + 1", "3 * 7"]
-    statuses = [(s["iteration"], s["status"], s["duplicate_of"]) for s in result.steps]
+    statuses = [(s["iteration"], s["status"], s["duplicate_of"]) for s in D(result.steps)]
     assert statuses[:4] == [(0, "initial", None), (1, "updated", None), (1, "duplicate", 1), (1, "duplicate", 1)]
     assert {st for it, st, _ in statuses if it > 1} <= {"unchanged", "duplicate"}
     assert result.usage["evaluations"] == 2 and len(result.steps) > 4
-    check_tree(result.steps)
+    check_tree(D(result.steps))
 
 
 def test_unusable_replies_keep_the_parent_and_are_not_evaluated(tmp_path):
@@ -166,8 +175,8 @@ def test_unusable_replies_keep_the_parent_and_are_not_evaluated(tmp_path):
     domain = ArithmeticDomain()
     result = optimize_population(domain, Target("t", 50), engine=SeedEngine(broken), run_dir=tmp_path / "r",
                                  population=2, proposals=2, iterations=2, **quiet())
-    failed = [s for s in result.steps if s["status"] == "failed"]
-    assert failed and all(s["value"] == result.steps[s["parent"]]["value"] and s["duplicate_of"] == s["parent"]
+    failed = [s for s in D(result.steps) if s["status"] == "failed"]
+    assert failed and all(s["value"] == D(result.steps)[s["parent"]]["value"] and s["duplicate_of"] == s["parent"]
                           for s in failed)
     assert all(s["usage"]["llm_calls"] >= 2 for s in failed)  # the step call and its repair request are counted
     assert len(domain.evaluated) == len(set(domain.evaluated)) == result.usage["evaluations"]
@@ -178,7 +187,7 @@ def test_one_call_mode_spends_one_call_per_child(tmp_path):
     engine = SeedEngine(additive)
     result = optimize_population(ArithmeticDomain(), Target("t", 99), engine=engine, run_dir=tmp_path / "r",
                                  population=2, proposals=2, iterations=2, one_call=True, **quiet())
-    children = result.steps[1:]
+    children = D(result.steps)[1:]
     assert len(engine.requests) == len(children) == result.usage["llm_calls"]
     assert all(s["feedback"] == "critique" and s["usage"]["llm_calls"] == 1 for s in children)
 
@@ -194,22 +203,22 @@ def test_merge_shows_the_best_parent_another_front_member(tmp_path):
     engine = SeedEngine(split)
     result = optimize_population(ArithmeticDomain(), Target("t", 30), engine=engine, run_dir=tmp_path / "r",
                                  population=3, proposals=2, merge=True, iterations=2, **quiet())
-    merges = [s for s in result.steps if s.get("merge_with") is not None]
+    merges = [s for s in D(result.steps) if s.get("merge_with") is not None]
     assert len(merges) == 1 and merges[0]["iteration"] == 2  # iteration 1 had a single parent: nothing to merge
     merge = merges[0]
-    primary, other = result.steps[merge["parent"]], result.steps[merge["merge_with"]]
+    primary, other = D(result.steps)[merge["parent"]], D(result.steps)[merge["merge_with"]]
     assert primary["value"] == "1 + 1 + 9 + 9" and other["id"] != primary["id"]  # the best is the primary
     assert "combine this variable's strengths" in merge["feedback"]
     prompts = [r["prompt"] for r in engine.requests if f"Another candidate (#{other['id']}" in r["prompt"]]
     assert len(prompts) == 1 and other["value"] in prompts[0] and "Examples of good values" in prompts[0]
-    check_tree(result.steps)
+    check_tree(D(result.steps))
 
 
 def test_a_batch_runs_population_search_per_instance(tmp_path):
     from tgdomains.batch import optimize_many
 
     summary = optimize_many(ArithmeticDomain(), [Target("a", 30), Target("b", 40)], engine=SeedEngine(additive),
-                            out_dir=tmp_path / "batch", workers=2, eval_workers=2, progress=False, population=2,
+                            out_dir=tmp_path / "batch", workers=2, eval_workers=2, progress=False, strategy="population", population=2,
                             proposals=2, iterations=2)
     assert summary["overall"]["errors"] == 0
     for row in summary["instances"]:  # evaluations ran in the batch's worker processes, the tree is still whole
@@ -241,7 +250,7 @@ def test_the_token_budget_counts_every_call_of_every_child(tmp_path):
     assert used >= 3000 and result.usage["llm_calls"] == len(engine.requests)
     # a call is refused once the budget is spent, so the overshoot is at most one round of concurrent calls
     assert used < 3000 + 9 * max(estimate_tokens(r["prompt"]) + 200 for r in engine.requests)
-    check_tree(result.steps)
+    check_tree(D(result.steps))
 
 
 def test_a_resumed_run_keeps_what_it_already_spent(tmp_path):
@@ -253,13 +262,13 @@ def test_a_resumed_run_keeps_what_it_already_spent(tmp_path):
     again = optimize_population(ArithmeticDomain(), Target("t", 500), engine=engine, run_dir=tmp_path / "r",
                                 resume=True, **kwargs)
     assert again.stop_reason.startswith("token budget spent") and engine.requests == []
-    assert again.steps == first.steps
+    assert D(again.steps) == D(first.steps)
 
 
 def test_the_time_budget_stops_between_iterations(tmp_path):
     result = optimize_population(ArithmeticDomain(), Target("t", 500), engine=SeedEngine(additive, delay_s=0.05),
                                  run_dir=tmp_path / "r", iterations=100, time_budget_s=0.3, **quiet())
-    assert result.stop_reason == "time budget (0.3 s) reached" and result.steps[-1]["iteration"] < 10
+    assert result.stop_reason == "time budget (0.3 s) reached" and D(result.steps)[-1]["iteration"] < 10
 
 
 # -- resume ---------------------------------------------------------------------------------------------------
@@ -277,7 +286,7 @@ def test_resume_from_an_iteration_boundary_replays_the_uninterrupted_run(tmp_pat
                                 run_dir=tmp_path / "whole", **kwargs)
     optimize_population(ArithmeticDomain(), Target("t", 70), engine=SeedEngine(additive), run_dir=tmp_path / "cut",
                         **kwargs)
-    boundary = sum(1 for s in whole.steps if s["iteration"] <= 2)
+    boundary = sum(1 for s in D(whole.steps) if s["iteration"] <= 2)
     _truncate(tmp_path / "cut", boundary, torn='{"iteration": 3, "va')
     with pytest.raises(FileExistsError):
         optimize_population(ArithmeticDomain(), Target("t", 70), engine=SeedEngine(additive),
@@ -286,36 +295,35 @@ def test_resume_from_an_iteration_boundary_replays_the_uninterrupted_run(tmp_pat
     resumed = optimize_population(domain, Target("t", 70), engine=SeedEngine(additive), run_dir=tmp_path / "cut",
                                   resume=True, **kwargs)
     keys = ("id", "iteration", "parent", "value", "feedback", "status", "duplicate_of", "merge_with")
-    assert [[s.get(k) for k in keys] for s in resumed.steps] == [[s.get(k) for k in keys] for s in whole.steps]
-    assert set(domain.evaluated).isdisjoint(s["value"] for s in whole.steps[:boundary])  # nothing re-evaluated
-    assert read(tmp_path / "cut")[0] == resumed.steps
+    assert [[s.get(k) for k in keys] for s in D(resumed.steps)] == [[s.get(k) for k in keys] for s in D(whole.steps)]
+    assert set(domain.evaluated).isdisjoint(s["value"] for s in D(whole.steps)[:boundary])  # nothing re-evaluated
+    assert read(tmp_path / "cut")[0] == D(resumed.steps)
 
 
 def test_resume_mid_iteration_keeps_the_family_tree_complete(tmp_path):
     kwargs = dict(population=3, proposals=2, seed=1, **quiet())
     first = optimize_population(ArithmeticDomain(), Target("t", 90), engine=SeedEngine(additive),
                                 run_dir=tmp_path / "r", iterations=3, **kwargs)
-    cut = next(s["id"] for s in first.steps if s["iteration"] == 3) + 1  # one child of iteration 3 survives
+    cut = next(s["id"] for s in D(first.steps) if s["iteration"] == 3) + 1  # one child of iteration 3 survives
     _truncate(tmp_path / "r", cut, torn='{"id": 99, "parent": 4')
     resumed = optimize_population(ArithmeticDomain(), Target("t", 90), engine=SeedEngine(additive),
                                   run_dir=tmp_path / "r", resume=True, iterations=5, **kwargs)
     steps = read(tmp_path / "r")[0]
-    assert steps == resumed.steps and steps[:cut] == first.steps[:cut]
+    assert steps == D(resumed.steps) and steps[:cut] == D(first.steps)[:cut]
     check_tree(steps)
     assert [s["iteration"] for s in steps[cut:]][0] == 4 and steps[-1]["iteration"] == 5
 
 
 def test_a_single_chain_run_continues_as_a_population(tmp_path):
     from tgdomains.engines import ScriptedEngine
-    from tgdomains.runner import optimize
 
     optimize(ArithmeticDomain(), Target("t", 90), engine=ScriptedEngine(["fb", tagged("1 + 1"), "fb", tagged("9")]),
              run_dir=tmp_path / "r", iterations=2, **quiet())  # step 1 is "unchanged": a duplicate of step 0
     domain = ArithmeticDomain()
     result = optimize_population(domain, Target("t", 90), engine=SeedEngine(additive), run_dir=tmp_path / "r",
                                  resume=True, iterations=4, **quiet())
-    check_tree(result.steps)
-    assert result.steps[1]["duplicate_of"] == 0 and result.steps[2]["value"] == "9"
+    check_tree(D(result.steps))
+    assert D(result.steps)[1]["duplicate_of"] == 0 and D(result.steps)[2]["value"] == "9"
     assert "1 + 1" not in domain.evaluated and "9" not in domain.evaluated
 
 
@@ -324,16 +332,16 @@ import sys
 sys.path.insert(0, {here!r})
 from arithmetic_domain import ArithmeticDomain, Target
 from test_population import SeedEngine, additive
-from tgdomains.population import optimize_population
-optimize_population(ArithmeticDomain(), Target("t", 10**9), engine=SeedEngine(additive, delay_s=0.02),
-                    run_dir={run_dir!r}, population=3, proposals=2, iterations=1000, progress=False)
+from tgdomains.run import optimize
+optimize(ArithmeticDomain(), Target("t", 10**9), engine=SeedEngine(additive, delay_s=0.02), strategy="population",
+         run_dir={run_dir!r}, population=3, proposals=2, iterations=1000, progress=False)
 """
 
 
 def test_resume_after_sigkill_keeps_the_family_tree_complete(tmp_path):
     run_dir = tmp_path / "r"
     code = _KILLED_RUN.format(here=str(HERE), run_dir=str(run_dir))
-    proc = subprocess.Popen([sys.executable, "-c", code], cwd=HERE, env={**os.environ, "PYTHONPATH": str(HERE)})
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=HERE, env={**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")])})
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -345,16 +353,16 @@ def test_resume_after_sigkill_keeps_the_family_tree_complete(tmp_path):
         proc.send_signal(signal.SIGKILL)
     finally:
         proc.wait(timeout=30)
-    killed = RunRecord(run_dir).read_steps(repair=False)
+    killed = RunRecord(run_dir).read_step_dicts(repair=False)
     assert len(killed) >= 12 and proc.returncode == -signal.SIGKILL
     check_tree(killed)
     last = killed[-1]["iteration"]
     domain = ArithmeticDomain()
     result = optimize_population(domain, Target("t", 10**9), engine=SeedEngine(additive), run_dir=run_dir,
                                  resume=True, population=3, proposals=2, iterations=last + 2, **quiet())
-    check_tree(result.steps)
-    check_parents_on_front(result.steps, domain.objectives)
-    assert result.steps[:len(killed)] == killed and result.steps[-1]["iteration"] == last + 2
+    check_tree(D(result.steps))
+    check_parents_on_front(D(result.steps), domain.objectives)
+    assert D(result.steps)[:len(killed)] == killed and D(result.steps)[-1]["iteration"] == last + 2
     assert set(domain.evaluated).isdisjoint(s["value"] for s in killed)
 
 
@@ -362,13 +370,13 @@ def test_resume_after_sigkill_keeps_the_family_tree_complete(tmp_path):
 
 
 def test_front_and_lineage_plots(tmp_path):
-    from tgdomains.plots_population import lineage, plot_front, plot_lineage
     from tgdomains.report import write_report
+    from tgdomains.report.figures import lineage, plot_front, plot_lineage
 
     domain = ArithmeticDomain()
     result = optimize_population(domain, Target("t", 40), engine=SeedEngine(additive), run_dir=tmp_path / "r",
                                  population=3, proposals=2, merge=True, iterations=3, **quiet())
-    chain = lineage(result.steps)
+    chain = D(lineage(result.steps))
     assert chain[0]["id"] == 0 and chain[-1]["value"] == result.best_value
     assert all(child["parent"] == parent["id"] for parent, child in zip(chain, chain[1:], strict=False))
     for path in (plot_front(result.steps, domain.objectives, tmp_path / "front.png"),
@@ -421,7 +429,7 @@ def test_radiotherapy_front_parents_and_bad_children(tmp_path):
 
     result = optimize_population(domain, instance, engine=SeedEngine(respond), run_dir=tmp_path / "r",
                                  population=2, proposals=2, iterations=2, evaluate=evaluate, **quiet())
-    steps = result.steps
+    steps = D(result.steps)
     check_tree(steps)
     check_parents_on_front(steps, domain.objectives)
     assert set(counted.values()) == {1} and len(counted) == result.usage["evaluations"]

@@ -19,7 +19,7 @@ from fault_helpers import arithmetic_replies, check_record, is_optimizer_request
 from fault_server import RETRYABLE, UNUSABLE, FaultServer  # noqa: E402
 
 from tgdomains.engines import EngineError, OpenAIEngine, RetryPolicy  # noqa: E402
-from tgdomains.runner import optimize  # noqa: E402
+from tgdomains.run import optimize  # noqa: E402
 
 MESSAGES = [{"role": "user", "content": "Say <IMPROVED_VARIABLE>4 * 6</IMPROVED_VARIABLE>."}]
 FAST = RetryPolicy(attempts=8, base_delay_s=0.001, max_delay_s=0.01)

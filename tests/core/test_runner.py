@@ -6,7 +6,7 @@ import pytest
 from arithmetic_domain import ArithmeticDomain, Target, tagged
 
 from tgdomains.engines import RecordingEngine, ReplayEngine, ScriptedEngine
-from tgdomains.runner import optimize
+from tgdomains.run import optimize
 
 
 def _quiet(**kw):
@@ -47,13 +47,13 @@ def test_same_candidate_is_never_scored_twice(tmp_path):
     engine = ScriptedEngine(["fb", tagged("1 + 1"), "fb", tagged("2 * 2")])
     result = optimize(domain, Target("t", 24), engine=engine, run_dir=tmp_path / "r", iterations=2, **_quiet())
     assert domain.evaluated == ["1 + 1", "2 * 2"]
-    assert result.steps[1]["status"] == "unchanged"
+    assert result.steps[1].status == "unchanged"
 
 
 def test_unusable_replies_keep_the_value_and_are_counted(tmp_path):
     engine = ScriptedEngine(["fb", "no tags", "still no tags", "fb", tagged("4 * 6")])
     result = optimize(ArithmeticDomain(), Target("t", 24), engine=engine, run_dir=tmp_path / "r", **_quiet())
-    assert result.steps[1]["status"] == "failed" and result.steps[1]["value"] == "1 + 1"
+    assert result.steps[1].status == "failed" and result.steps[1].value == "1 + 1"
     assert result.usage["unusable_replies"] == 1 and result.passed
 
 
@@ -61,7 +61,7 @@ def test_one_call_mode_spends_one_call_per_iteration(tmp_path):
     engine = ScriptedEngine(["too small " + tagged("3 * 5"), "closer " + tagged("4 * 6")])
     result = optimize(ArithmeticDomain(), Target("t", 24), engine=engine, run_dir=tmp_path / "r", one_call=True,
                       **_quiet())
-    assert result.passed and len(engine.requests) == 2 and result.steps[1]["feedback"] == "too small"
+    assert result.passed and len(engine.requests) == 2 and result.steps[1].feedback == "too small"
 
 
 def test_resume_continues_from_the_last_complete_step(tmp_path):
@@ -77,7 +77,7 @@ def test_resume_continues_from_the_last_complete_step(tmp_path):
     engine = ScriptedEngine(script[4:])
     result = optimize(ArithmeticDomain(), Target("t", 24), engine=engine, run_dir=run_dir, resume=True,
                       iterations=5, **_quiet())
-    assert [s["iteration"] for s in result.steps] == [0, 1, 2, 3] and result.passed
+    assert [s.iteration for s in result.steps] == [0, 1, 2, 3] and result.passed
     # momentum was rebuilt from the record: the resumed prompt remembers the first two attempts
     step_prompt = engine.requests[1]["messages"][-1]["content"]
     assert "Feedback: fb1" in step_prompt and "Feedback: fb2" in step_prompt
@@ -95,8 +95,8 @@ def test_a_recorded_run_replays_identically(tmp_path):
                         cassette), run_dir=tmp_path / "a", seed=3, **_quiet())
     replayed = optimize(ArithmeticDomain(), Target("t", 24), engine=ReplayEngine(cassette), run_dir=tmp_path / "b",
                         seed=3, **_quiet())
-    assert [s["value"] for s in replayed.steps] == [s["value"] for s in recorded.steps] == ["1 + 1", "3 * 7", "3 * 8"]
-    assert [s["feedback"] for s in replayed.steps] == [s["feedback"] for s in recorded.steps]
+    assert [s.value for s in replayed.steps] == [s.value for s in recorded.steps] == ["1 + 1", "3 * 7", "3 * 8"]
+    assert [s.feedback for s in replayed.steps] == [s.feedback for s in recorded.steps]
 
 
 def test_llm_call_budget_counts_repairs_too(tmp_path):

@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "core"))
 from arithmetic_domain import ArithmeticDomain, Target  # noqa: E402
 
 from tgdomains.engines import ScriptedEngine  # noqa: E402
-from tgdomains.runner import optimize  # noqa: E402
+from tgdomains.run import optimize  # noqa: E402
 
 TAG = "IMPROVED_VARIABLE"
 TARGET = Target("t997", 997)  # prime and > 49 * 39: no reply reaches it, every run goes to its last iteration

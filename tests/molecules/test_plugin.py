@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-from domains.molecules import MoleculeEvaluator, MoleculesDomain, MoleculeTask, Objective, graph_ga, optimize
+from domains.molecules import MoleculeEvaluator, MoleculesDomain, MoleculeTask, Objective, optimize
 from tgdomains.domain import ParseError, get_domain
 from tgdomains.engines import ScriptedEngine
 
@@ -122,11 +122,15 @@ def test_a_scripted_textgrad_run_docks_each_new_molecule_and_reports(fast_dockin
 
 
 @pytest.mark.slow
-def test_graph_ga_baseline_spends_exactly_its_docking_budget(fast_docking):
+def test_graph_ga_baseline_spends_exactly_its_docking_budget(fast_docking, tmp_path):
+    from tgdomains.run import optimize as run_optimize
+
     task = MoleculeTask(start="c1ccccc1", docking=fast_docking)
-    result = graph_ga(task, docking_budget=5, population=3, offspring=2, seed=0)
-    assert result.docking_calls == 5
-    assert len({h["smiles"] for h in result.history}) == 5
-    assert "c1ccccc1" in [h["smiles"] for h in result.history]  # the task's start is in the first population
-    assert math.isfinite(result.best_score)
-    assert result.best_score == max(h["score"] for h in result.history if math.isfinite(h["score"]))
+    result = run_optimize(MoleculesDomain(), task, strategy="graph-ga", population=3, offspring=2, seed=0,
+                          evaluation_budget=5, iterations=20, run_dir=tmp_path / "ga", progress=False)
+    assert result.usage["evaluations"] == 5 and result.usage["llm_calls"] == 0
+    assert result.stop_reason == "evaluation budget (5) reached"
+    values = [s.value for s in result.steps if s.evaluated]
+    assert len(set(values)) == 5 and values[0] == "c1ccccc1"  # the task's start is in the first population
+    assert math.isfinite(result.best_evaluation.score)
+    assert result.best_evaluation.score == max(s.evaluation.score for s in result.steps)

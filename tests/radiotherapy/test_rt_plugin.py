@@ -97,7 +97,7 @@ def test_the_loop_finds_a_plan_that_passes_more_goals(domain, instance, passing_
     """Through the real runner: the scripted LLM first raises the PTV weight (better, still failing), then sends a
     reply with a negative weight (repaired), then the tuned set, which passes every goal and stops the run."""
     from tgdomains.engines.scripted import ScriptedEngine
-    from tgdomains.runner import optimize
+    from tgdomains.run import optimize
 
     first = json.loads(domain.initial(instance).value)
     first["PTV"] = {"weight": 1000, "dose_Gy": 80}
@@ -111,9 +111,9 @@ def test_the_loop_finds_a_plan_that_passes_more_goals(domain, instance, passing_
     ])
     result = optimize(domain, instance, engine=engine, iterations=10, run_dir=tmp_path / "run", progress=False)
     assert result.passed and result.stop_reason == "passed"
-    initial = result.steps[0]["evaluation"]
-    assert result.best_evaluation.metrics["goals_passed"] > initial["metrics"]["goals_passed"]
-    assert [s["status"] for s in result.steps] == ["initial", "updated", "repaired"]
+    initial = result.steps[0].evaluation
+    assert result.best_evaluation.metrics["goals_passed"] > initial.metrics["goals_passed"]
+    assert [s.status for s in result.steps] == ["initial", "updated", "repaired"]
     assert result.final["passed"] and result.final["failed_goals"] == []
     prompts = "\n".join(m["content"] for r in engine.requests for m in r["messages"])
     assert "PTV D95 = " in prompts  # the loss text reached the LLM
@@ -131,11 +131,16 @@ def test_the_loop_finds_a_plan_that_passes_more_goals(domain, instance, passing_
 
 
 @pytest.mark.slow
-def test_optuna_baseline_runs_on_the_same_evaluator(domain, instance):
-    result = domain.baselines()["optuna"](instance, n_trials=4, seed=1)
-    assert 1 <= result.evaluations <= 4
-    assert result.history[0]["value"] == domain.initial(instance).value  # trial 0 = the default weights
-    assert result.best_evaluation.score >= max(h["score"] for h in result.history) - 1e-12
+def test_optuna_baseline_runs_on_the_same_evaluator(domain, instance, tmp_path):
+    from tgdomains.run import optimize, resume
+
+    result = optimize(domain, instance, strategy="optuna", evaluation_budget=4, seed=1, run_dir=tmp_path / "o",
+                      progress=False)
+    assert 1 <= result.usage["evaluations"] <= 4 and result.usage["llm_calls"] == 0
+    assert result.steps[0].value == domain.initial(instance).value  # trial 0 = the default weights
+    assert result.best_evaluation.score == max(s.evaluation.score for s in result.steps)
+    more = resume(tmp_path / "o", engine=None, evaluation_budget=5, progress=False)  # the directory alone
+    assert [s.to_dict() for s in more.steps[:len(result.steps)]] == [s.to_dict() for s in result.steps] and more.usage["evaluations"] <= 5
 
 
 @pytest.mark.slow

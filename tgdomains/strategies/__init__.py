@@ -1,0 +1,118 @@
+"""Strategies: what proposes the next candidates of a run. The run loop itself is `tgdomains.run.Run`.
+
+A strategy is a dataclass whose fields are its settings (stored in run.json, so a resumed run rebuilds it) with one
+method that matters, `propose(run, iteration, room)`: the candidates of one iteration, each a `Proposal` metered on
+its own `run.meter()`. It reads what it needs from the run (`run.steps`, `run.candidates`, `run.best`, `run.setup`,
+`run.config`) and keeps no other state, so a run killed at any point and resumed proposes exactly what it would
+have. Seeds come from `run.config.seed`, the iteration and the proposal's slot, for the same reason.
+
+    chain        TGD on the latest candidate (or the best, with accept_only_improvements): feedback, then a step
+    one-call     the chain with feedback and new value in one LLM call
+    population   Pareto-front parents, `proposals` TGD children each, optional merge child (Pareto front search)
+    zero-shot    independent solutions from the task alone (best-of-N sampling); `best-of-n` asks N per iteration
+    reflexion    reflect on the latest evaluation and write a corrected value (one call per iteration)
+
+Domains add their own (LLM-free baselines: molecules' `graph-ga`, radiotherapy's `optuna`) through
+`Domain.strategies()`; they run under the same budgets and write the same run directory.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from tgdomains.evaluation import Evaluation
+from tgdomains.records import StepStatus
+
+if TYPE_CHECKING:
+    from tgdomains.records import Step
+    from tgdomains.run import Meter, Run
+
+
+@dataclass
+class Proposal:
+    """One candidate a strategy asks the run to record (and evaluate, unless its value was seen before)."""
+
+    value: str
+    parent: int | None  # id of the step it improves (None: the initial step)
+    feedback: str = ""  # what produced it, recorded in its step
+    status: StepStatus = StepStatus.UPDATED
+    problem: str = ""  # why a reply was unusable (status failed / repaired)
+    meter: Meter | None = None  # the LLM usage that produced it becomes its step's usage
+    merge_with: int | None = None
+    gate: Evaluation | None = None  # mark the step rejected unless it beats this (accept-only-improvements)
+    budget_refused: bool = False  # set when the strategy saw a spent budget before asking
+
+    @property
+    def refused(self) -> bool:
+        """A spent budget refused one of its LLM calls: not a step (its calls are still counted)."""
+        return self.budget_refused or (self.meter is not None and self.meter.refused)
+
+
+@dataclass
+class Strategy:
+    """Base class: settings are dataclass fields; override `propose` (and `width` when it proposes several)."""
+
+    name: ClassVar[str] = "strategy"
+
+    def settings(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def width(self) -> int:
+        """Proposals per iteration at most (sizes the evaluation threads)."""
+        return 1
+
+    def propose(self, run: Run, iteration: int, room: int | None) -> list[Proposal]:
+        """This iteration's candidates; `room` is how many more the evaluation budget allows (None: no limit)."""
+        raise NotImplementedError
+
+    def observe(self, run: Run, steps: list[Step]) -> None:
+        """Called with the steps just recorded (ask/tell optimizers may keep a cache here; never needed to resume)."""
+
+
+def core_strategies() -> dict[str, type[Strategy]]:
+    from tgdomains.strategies.sampling import BestOfN, Reflexion, ZeroShot
+    from tgdomains.strategies.tgd import Chain, OneCall, Population
+
+    return {s.name: s for s in (Chain, OneCall, Population, ZeroShot, BestOfN, Reflexion)}
+
+
+def available(domain: Any = None) -> dict[str, type[Strategy]]:
+    """Every strategy name a run on `domain` can use: the core's, then the domain's own."""
+    found = core_strategies()
+    extra = getattr(domain, "strategies", None)
+    if callable(extra):
+        found.update(extra() or {})
+    return found
+
+
+def names(domain: Any = None) -> list[str]:
+    return sorted(available(domain))
+
+
+def setting_names(name: str, domain: Any = None) -> set[str]:
+    return {f.name for f in fields(_lookup(name, domain))}
+
+
+def make_strategy(name: str, domain: Any = None, **settings: Any) -> Strategy:
+    """The strategy called `name` with `settings`; a setting it does not have is an error that names it."""
+    cls = _lookup(name, domain)
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(settings) - known)
+    if unknown:
+        raise TypeError(f"strategy {name!r} has no setting {', '.join(unknown)}; its settings: "
+                        f"{', '.join(sorted(known)) or 'none'}")
+    strategy = cls(**settings)
+    check = getattr(strategy, "check", None)
+    return check() if callable(check) else strategy
+
+
+def _lookup(name: str, domain: Any) -> type[Strategy]:
+    found = available(domain)
+    if name not in found:
+        where = f" for the {domain.name} domain" if domain is not None and hasattr(domain, "name") else ""
+        raise ValueError(f"unknown strategy {name!r}{where}; choose one of: {', '.join(sorted(found))}")
+    return found[name]
+
+
+__all__ = ["Proposal", "Strategy", "available", "make_strategy", "names", "setting_names"]

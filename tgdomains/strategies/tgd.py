@@ -1,0 +1,212 @@
+"""TGD strategies: the chain (one child of the latest candidate per iteration) and population search.
+
+Both make children the same way (`tgd_child`): the parent's feedback from its own evaluation (one backward call;
+none in one-call mode), then one TGD step with momentum, a validator (the domain's parse) and a seed. They differ
+in which parents they pick and what momentum shows:
+
+- chain: the latest candidate (the best with accept_only_improvements); momentum = the chain's last attempts;
+- population: up to `population` parents sampled from the Pareto front of the distinct candidates (the best always
+  among them), `proposals` children each, plus with `merge` one child combining the best parent with another;
+  momentum = the parent's own line of ancestors, then the children it already had.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar
+
+from tgdomains import pareto
+from tgdomains.engines.budget import BudgetExceeded
+from tgdomains.grammar import reply_format_for
+from tgdomains.loss import evaluation_loss
+from tgdomains.optimizer import TGD, Attempt
+from tgdomains.records import Step, StepStatus
+from tgdomains.run import finite_or_none, format_score
+from tgdomains.strategies import Proposal, Strategy
+from tgdomains.variable import Variable
+
+if TYPE_CHECKING:
+    from tgdomains.run import Meter, Run
+
+_EVAL_LINE = 160  # characters of a sibling's evaluation shown in momentum: what it scored, not the whole report
+
+
+def feedback_for(run: Run, parent: Step, meter: Meter, seed: int) -> str | None:
+    """The parent's feedback from its own evaluation; None when a spent budget refused the call."""
+    x = Variable(parent.value, run.setup.role, requires_grad=True)
+    ev = parent.evaluation
+    try:
+        evaluation_loss(x, ev, run.setup.context).backward(meter, seed=seed)
+    except BudgetExceeded:
+        return None
+    except Exception as exc:  # the endpoint died during backward: step with no feedback rather than crash
+        return f"(no feedback: {type(exc).__name__}: {exc}) Evaluation:\n{ev.text}"
+    return x.feedback()
+
+
+def tgd_child(run: Run, parent: Step, *, feedback: str, meter: Meter, seed: int, momentum: int,
+              memory: list[Attempt], one_call: bool, examples: list[str] | None = None) -> Proposal:
+    """One TGD step from `parent` (with `feedback`, or from its evaluation in one-call mode)."""
+    cfg = run.config
+    x = Variable(parent.value, run.setup.role, requires_grad=True)
+    opt = TGD([x], meter, constraints=run.setup.constraints, examples=examples or run.setup.examples,
+              momentum=momentum, context=run.setup.context, validate=run.parse, one_call=one_call,
+              temperature=cfg.temperature, max_tokens=cfg.max_tokens, seed=seed,
+              reply_format=reply_format_for(run.domain, run.instance))
+    for attempt in memory:
+        opt.remember(x, attempt)
+    if not one_call:
+        x.gradients = [feedback]
+    ev = parent.evaluation
+    opt.step(score=finite_or_none(ev.score), evaluation_text=ev.text)
+    report = opt.report(x)
+    status = StepStatus(report.status)
+    if status is StepStatus.UPDATED and x.value == parent.value:
+        status = StepStatus.UNCHANGED
+    return Proposal(x.value, parent.id, feedback=report.feedback, status=status, problem=report.problem, meter=meter)
+
+
+@dataclass
+class Chain(Strategy):
+    """TextGrad's loop: evaluate -> feedback -> TGD step from the latest candidate, one per iteration."""
+
+    name: ClassVar[str] = "chain"
+    momentum: int = 3  # past attempts (value, score, feedback) shown to the optimizer
+    one_call: bool = False  # feedback and new value in one LLM call
+    accept_only_improvements: bool = False  # continue from the best candidate instead of the latest
+
+    def propose(self, run: Run, iteration: int, room: int | None) -> list[Proposal]:
+        current = run.best if self.accept_only_improvements else run.steps[-1]
+        meter = run.meter()
+        seed = run.config.seed * 100_003 + iteration  # every iteration its own seed: replays and caches stay exact
+        feedback = ""
+        if not self.one_call:
+            feedback = feedback_for(run, current, meter, seed)
+            if feedback is None:
+                return [Proposal(current.value, current.id, meter=meter, budget_refused=True)]
+        memory = self._memory(run) if self.momentum > 0 else []
+        child = tgd_child(run, current, feedback=feedback, meter=meter, seed=seed, momentum=self.momentum,
+                          memory=memory, one_call=self.one_call)
+        if self.accept_only_improvements:
+            child.gate = current.evaluation
+        return [child]
+
+    def _memory(self, run: Run) -> list[Attempt]:
+        """The chain's last attempts, oldest first: each parent's value and score with the feedback that led on."""
+        return [Attempt(run.steps[s.parent].value, run.steps[s.parent].score, s.feedback)
+                for s in run.steps[1:][-self.momentum:]]
+
+
+@dataclass
+class OneCall(Chain):
+    """The chain with feedback and new value in one LLM call per iteration."""
+
+    name: ClassVar[str] = "one-call"
+    one_call: bool = True
+
+
+@dataclass
+class Population(Strategy):
+    """Pareto-front parents, `proposals` TGD children each, evaluated concurrently; see the module docstring."""
+
+    name: ClassVar[str] = "population"
+    population: int = 4  # parents per iteration, drawn from the Pareto front
+    proposals: int = 2  # children per parent per iteration
+    merge: bool = False  # one extra child per iteration combining two parents
+    momentum: int = 3
+    one_call: bool = False
+    workers: int | None = None  # threads for LLM calls (default: one per child)
+
+    def check(self) -> Population:
+        if self.population < 1 or self.proposals < 1:
+            raise ValueError(f"population and proposals must be >= 1 (got population={self.population}, "
+                             f"proposals={self.proposals})")
+        return self
+
+    def settings(self) -> dict:
+        return {k: v for k, v in super().settings().items() if k != "workers"}  # how, not what: not recorded
+
+    def width(self) -> int:
+        return self.population * self.proposals + (1 if self.merge and self.population > 1 else 0)
+
+    def propose(self, run: Run, iteration: int, room: int | None) -> list[Proposal]:
+        rng = random.Random(run.config.seed * 1_000_003 + iteration)  # per iteration: a resumed run draws the same
+        parents = self._parents(run, rng)
+        slots = self._slots(parents, run.config.seed * 100_003 + iteration * 1_000, rng)
+        if room is not None:
+            slots = slots[:room]
+        meters = [run.meter() for _ in slots]
+        feedback: dict[int, str | None] = {}
+        if not self.one_call:  # one backward call per parent, metered on its first child
+            first: dict[int, int] = {}
+            for i, (parent, _, _) in enumerate(slots):
+                first.setdefault(parent.id, i)
+            got = run.map(lambda i: feedback_for(run, slots[i][0], meters[i], slots[i][1]), list(first.values()),
+                          self.workers)
+            feedback = dict(zip(first, got, strict=True))
+        return run.map(lambda i: self._child(run, *slots[i], meters[i], feedback), list(range(len(slots))),
+                       self.workers)
+
+    def _parents(self, run: Run, rng: random.Random) -> list[Step]:
+        """Up to `population` parents from the Pareto front of the distinct candidates; the best always among them.
+        When no candidate is valid yet (an invalid start), the best one is still improved from its error text."""
+        candidates, best, objectives = run.candidates, run.best, run.objectives
+        vectors = [pareto.objective_vector(c.evaluation, objectives) for c in candidates]
+        front = pareto.front_of(vectors)
+        if not front:
+            return [best]
+        by_id = {c.id: c for c in candidates}
+        ids = pareto.sample_parents([candidates[i].id for i in front], [vectors[i] for i in front], self.population,
+                                    rng, keep=[best.id])
+        return [by_id[i] for i in ids]
+
+    def _slots(self, parents: list[Step], base: int, rng: random.Random) -> list[tuple[Step, int, Step | None]]:
+        """Every child of this iteration as (parent, seed, merge partner), in the order they are recorded. Seeds
+        depend only on the run seed, the iteration and the slot."""
+        slots: list[tuple[Step, int, Step | None]] = [
+            (parent, base + p * self.proposals + j, None)
+            for p, parent in enumerate(parents) for j in range(self.proposals)]
+        if self.merge and len(parents) > 1:  # the best parent, shown another front member's strengths
+            primary = max(parents, key=Step.rank)
+            other = rng.choice([p for p in parents if p is not primary])
+            slots.append((primary, base + len(slots), other))
+        return slots
+
+    def _child(self, run: Run, parent: Step, seed: int, merge_with: Step | None, meter: Meter,
+               feedback: dict[int, str | None]) -> Proposal:
+        text = feedback.get(parent.id, "")
+        if text is None:  # the budget ran out before this parent got feedback: nothing to step from
+            return Proposal(parent.value, parent.id, meter=meter, budget_refused=True)
+        examples = list(run.setup.examples)
+        if merge_with is not None:
+            examples.append(_merge_example(merge_with))
+            if not self.one_call:
+                text = (f"{text}\n\nAlso combine this variable's strengths with those of the other candidate "
+                        f"shown under examples (candidate #{merge_with.id}): keep what each does well.")
+        child = tgd_child(run, parent, feedback=text, meter=meter, seed=seed, momentum=self.momentum,
+                          memory=_lineage_memory(parent, run.steps, self.momentum), one_call=self.one_call,
+                          examples=examples)
+        child.merge_with = None if merge_with is None else merge_with.id
+        return child
+
+
+def _merge_example(other: Step) -> str:
+    return (f"Another candidate (#{other.id}, score {format_score(other.score)}) to take strengths from:\n"
+            f"{other.value}\nIts evaluation:\n{other.evaluation.text.strip()[:1500]}")
+
+
+def _lineage_memory(parent: Step, steps: list[Step], momentum: int) -> list[Attempt]:
+    """Momentum for one parent, oldest first: its own line of ancestors (each with the feedback that led on), then
+    the children it already had (with what they scored), so a parent drawn again does not repeat itself."""
+    if momentum <= 0:
+        return []
+    lineage, node = [], parent
+    while node.parent is not None and len(lineage) < momentum:
+        above = steps[node.parent]
+        lineage.append(Attempt(above.value, above.score, node.feedback))
+        node = above
+    lineage.reverse()
+    children = [Attempt(s.value, s.score, "(its evaluation) " + " ".join(s.evaluation.text.split())[:_EVAL_LINE])
+                for s in steps if s.parent == parent.id and s.evaluated]
+    return (lineage + children)[-momentum:]

@@ -1,10 +1,31 @@
 #!/usr/bin/env bash
 # README's "run the main job": optimize the 2-D prostate plan's objective weights against the clinical goals.
-# Uses OPENAI_BASE_URL / OPENAI_API_KEY when set, else the embedded local model (offline). A few minutes on 2 cores.
+# Uses OPENAI_BASE_URL / OPENAI_API_KEY when set, else the embedded local model (Qwen2.5-Coder-1.5B, offline).
+# One-call mode (critique and new value in one request): with the local model on 2 cores a chain iteration (a
+# critic call, then an optimizer call) takes about twice as long, and 5 of them would not fit in 10 minutes.
+# ITERATIONS=N changes the number of iterations; extra arguments go to `tgdomains optimize`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export OPENBLAS_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE
+export TGDOMAINS_LOCAL_THREADS="${TGDOMAINS_LOCAL_THREADS:-2}"
 run_dir="runs/demo-$(date +%Y%m%d-%H%M%S)"
-tgdomains optimize radiotherapy --case prostate-2d --iterations "${ITERATIONS:-5}" --run-dir "$run_dir" "$@"
-tgdomains report "$run_dir"
-echo "report: $run_dir/report/summary.md"
+tgdomains optimize radiotherapy --case prostate-2d --iterations "${ITERATIONS:-3}" --run-dir "$run_dir" "$@"
+tgdomains report "$run_dir" >/dev/null
+python3 - "$run_dir" <<'PY'
+import json, sys
+from pathlib import Path
+
+run = Path(sys.argv[1])
+steps = [json.loads(line) for line in (run / "steps.jsonl").read_text().splitlines() if line.strip()]
+best = json.loads((run / "best.json").read_text())
+def goals(step):
+    return {g["goal"]: g["met"] for g in step["evaluation"].get("details", {}).get("goals", [])}
+start, end = goals(steps[0]), goals(best)
+now_pass = [g for g, met in end.items() if met and not start.get(g)]
+print(f"score: {steps[0]['evaluation']['score']:.4f} (start) -> {best['evaluation']['score']:.4f} "
+      f"(best, iteration {best['iteration']} of {len(steps) - 1}); unusable replies: {best['usage']['unusable_replies']}")
+print(f"goals passed: {sum(start.values())}/{len(start)} -> {sum(end.values())}/{len(end)}"
+      + (f"; now passing: {', '.join(now_pass)}" if now_pass else "")
+      + (f"; still failing: {', '.join(g for g, met in end.items() if not met)}" if not all(end.values()) else ""))
+print(f"report: {run / 'report' / 'summary.md'}")
+PY

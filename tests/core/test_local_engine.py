@@ -277,19 +277,29 @@ def test_two_iteration_optimization_with_the_tiny_local_model(tmp_path, monkeypa
 @pytest.mark.slow
 @needs_model
 def test_prefix_reuse_keeps_same_seed_same_reply():
-    """Requests sharing a long start reuse its KV cache in whole batches, and reply exactly as from an empty one."""
+    """Requests sharing a long start reuse its KV cache in whole batches, and reply exactly as from an empty one;
+    two alternating starts (a chain run's critic and optimizer) each reuse their own."""
     context = "Task: " + " ".join(f"item {i} costs {i * 7 % 13} coins;" for i in range(60))
-    ask = [[{"role": "system", "content": "You answer in one short sentence."},
-            {"role": "user", "content": f"{context}\nQuestion {q}: which item is cheapest?"}] for q in (1, 2)]
+
+    def ask(system: str, q: int) -> list[dict]:
+        return [{"role": "system", "content": system},
+                {"role": "user", "content": f"{context}\nQuestion {q}: which item is cheapest?"}]
+
+    critic, optimizer = "You answer in one short sentence.", "You answer with one number."
     reusing = LocalEngine(TINY, n_batch=32, max_tokens=12)
     fresh = LocalEngine(TINY, n_batch=32, max_tokens=12, reuse_prefix=False)
-    first = reusing.generate(ask[0], temperature=0.8, seed=5)
-    second = reusing.generate(ask[1], temperature=0.8, seed=5)
     llama = reusing.loaded()
+    first = reusing.generate(ask(critic, 1), temperature=0.8, seed=5)
+    second = reusing.generate(ask(critic, 2), temperature=0.8, seed=5)
     assert llama.last_reused >= 32 and llama.last_reused % 32 == 0  # the shared start came from the cache
-    assert second.text == fresh.generate(ask[1], temperature=0.8, seed=5).text
-    assert llama.last_reused == 0  # reuse off: decoded from an empty cache
-    assert reusing.generate(ask[0], temperature=0.8, seed=5).text == first.text
+    other = reusing.generate(ask(optimizer, 3), temperature=0.8, seed=5)  # a different start: nothing to reuse
+    assert llama.last_reused == 0
+    third = reusing.generate(ask(critic, 3), temperature=0.8, seed=5)  # the critic's start, from its saved copy
+    assert llama.last_reused >= 32
+    for reply, request in ((second, ask(critic, 2)), (other, ask(optimizer, 3)), (third, ask(critic, 3))):
+        assert reply.text == fresh.generate(request, temperature=0.8, seed=5).text
+        assert llama.last_reused == 0  # reuse off: decoded from an empty cache
+    assert reusing.generate(ask(critic, 1), temperature=0.8, seed=5).text == first.text
     assert second.usage.prompt_tokens > 200
 
 

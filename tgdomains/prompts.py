@@ -77,7 +77,7 @@ _OPTIMIZER = (f"You improve one variable of a system from feedback. Reply with t
               f"<{TAG}> and </{TAG}>, and nothing else inside those tags.")
 
 TGD_STEP = Prompt(
-    "tgd_step", "1",
+    "tgd_step", "2",
     _OPTIMIZER,
     "{context}The variable ({role}):\n<VARIABLE>\n{value}\n</VARIABLE>\n\n"
     "Feedback on it:\n<FEEDBACK>\n{feedback}\n</FEEDBACK>\n{momentum}{examples}{constraints}\n"
@@ -85,7 +85,7 @@ TGD_STEP = Prompt(
 )
 
 ONE_CALL_STEP = Prompt(
-    "one_call_step", "1",
+    "one_call_step", "2",
     _OPTIMIZER + " Before the tags, write two or three sentences of critique.",
     "{context}The variable ({role}):\n<VARIABLE>\n{value}\n</VARIABLE>\n\n"
     "A real tool evaluated it:\n<EVALUATION>\n{evaluation}\n</EVALUATION>\n{momentum}{examples}{constraints}\n"
@@ -97,6 +97,20 @@ REPAIR = Prompt(
     _OPTIMIZER,
     "Your previous reply could not be used: {problem}\n\nPrevious reply:\n<REPLY>\n{reply}\n</REPLY>\n\n"
     f"Reply again with only the corrected complete value inside <{TAG}></{TAG}>.{{constraints}}",
+)
+
+# Re-asks append a note to the request's last user message instead of starting a new conversation: the task stays in
+# view, and a local engine reuses the whole prompt prefix it has already processed.
+REPEATED_NOTE = (
+    "\n\nYour previous proposal was identical to {which}; it was already evaluated. Propose a "
+    f"different value: change something else, guided by the feedback. Reply with the complete new value inside "
+    f"<{TAG}></{TAG}>."
+)
+
+CUT_OFF_NOTE = (
+    "\n\nYour previous reply was cut off at the token limit ({limit}) before the value was complete; it ended "
+    "with:\n{tail}\nWrite a shorter complete value (no explanation, no comments, no tests or examples) inside "
+    f"<{TAG}></{TAG}>."
 )
 
 SOLVE = Prompt(
@@ -112,9 +126,10 @@ REFLECT = Prompt(
     f"</EVALUATION>\n\nIn a few sentences, say why it failed; then write a corrected attempt inside <{TAG}></{TAG}>.",
 )
 
+RE_ASK_VERSIONS = {"repeated_note": "1", "cut_off_note": "1"}
 ALL = [BACKWARD_EVALUATION, BACKWARD_LLM_CALL, BACKWARD_FUNCTION, BACKWARD_AGGREGATE, AGGREGATE, TEXT_LOSS,
        TGD_STEP, ONE_CALL_STEP, REPAIR, SOLVE, REFLECT]
-VERSIONS = {p.name: p.version for p in ALL}
+VERSIONS = {**{p.name: p.version for p in ALL}, **RE_ASK_VERSIONS}
 
 
 def task_section(context: str) -> str:
@@ -138,3 +153,49 @@ def solve_messages(context: str, role_description: str, constraints: list[str] |
 def reflect_messages(context: str, value: str, evaluation_text: str) -> list[Message]:
     """A Reflexion-style request: explain the failure, then propose a corrected value."""
     return REFLECT.messages(context=task_section(context), value=value, evaluation=evaluation_text)
+
+
+def re_ask(messages: list[Message], note: str) -> list[Message]:
+    """The same request with `note` appended to its last user message (a repeat or a cut-off reply re-asked)."""
+    last = max(i for i, m in enumerate(messages) if m["role"] == "user")
+    return [*messages[:last], {**messages[last], "content": messages[last]["content"] + note}, *messages[last + 1:]]
+
+
+_SUMMARY_CHARS = 400  # a value this short (once on one line) is shown whole in the table of past attempts
+_GIST_CHARS = 200  # of each past attempt's feedback or evaluation
+
+
+def attempts_section(attempts: list[tuple[float | None, str, str]], current: str) -> str:
+    """Momentum as a compact table, oldest first: each past attempt's score, the value (whole when short, else the
+    lines where it differs from the current value) and the gist of what its feedback said. Repeating whole past
+    values and reports verbatim made prompt processing most of a local run's time."""
+    if not attempts:
+        return ""
+    rows = [f"{i}. score {'n/a' if score is None else f'{score:.4g}'} | {value_summary(value, current)} | "
+            f"{gist(feedback)}" for i, (score, value, feedback) in enumerate(attempts, 1)]
+    return ("\nPast attempts, oldest first (score | value | what its feedback said); do not repeat them:\n"
+            + "\n".join(rows) + "\n")
+
+
+def value_summary(value: str, current: str) -> str:
+    """One line for a past value: the value itself when short, else its lines that the current value lacks."""
+    if value == current:
+        return "the current value"
+    flat = " ".join(value.split())
+    if len(flat) <= _SUMMARY_CHARS:
+        return flat
+    now = set(current.splitlines())
+    changed = [line.strip() for line in value.splitlines() if line.strip() and line not in now]
+    shown = "; ".join(line[:100] for line in changed[:4])
+    more = f" (+{len(changed) - 4} more lines)" if len(changed) > 4 else ""
+    return f"{len(value.splitlines())} lines; differs from the current value in: {shown}{more}"
+
+
+def gist(text: str) -> str:
+    """The first sentences of a feedback or evaluation text, on one line."""
+    flat = " ".join((text or "").split())
+    if len(flat) <= _GIST_CHARS:
+        return flat or "(none)"
+    cut = flat[:_GIST_CHARS]
+    end = cut.rfind(". ")
+    return (cut[:end + 1] if end > _GIST_CHARS // 2 else cut) + " ..."

@@ -135,8 +135,43 @@ def check_signature(code: str, problem: Problem) -> str:
 
 
 def parse_candidate(reply: str, problem: Problem) -> str:
-    """A reply's program, checked to keep the problem's entry point and parameters (ParseError says why not)."""
-    return check_signature(extract_code(reply), problem)
+    """A reply's program without module-level test code, checked to keep the problem's entry point and parameters
+    (ParseError says why not)."""
+    return check_signature(strip_test_code(extract_code(reply), problem), problem)
+
+
+_OUTPUT_CALLS = {"print", "pprint"}
+
+
+def strip_test_code(code: str, problem: Problem) -> str:
+    """`code` without the module-level test code small models append: `assert` statements, an
+    `if __name__ == "__main__":` block, and bare calls of print, the entry point or a test_*/check* function. Such
+    code runs at import, so a failing example assert meant "no test ran"; the program itself is kept verbatim."""
+    try:
+        tree = ast.parse(code)
+    except SyntaxError:
+        return code  # check_signature says what does not compile
+    drop: set[int] = set()
+    for node in tree.body:
+        if _is_test_statement(node, problem.entry_point):
+            drop.update(range(node.lineno, (node.end_lineno or node.lineno) + 1))
+    if not drop:
+        return code
+    kept = [line for i, line in enumerate(code.splitlines(), 1) if i not in drop]
+    return "\n".join(kept).rstrip() + "\n"
+
+
+def _is_test_statement(node: ast.stmt, entry_point: str) -> bool:
+    if isinstance(node, ast.Assert):
+        return True
+    if isinstance(node, ast.If):  # if __name__ == "__main__":
+        test = node.test
+        return (isinstance(test, ast.Compare) and isinstance(test.left, ast.Name) and test.left.id == "__name__")
+    if isinstance(node, ast.Expr) and isinstance(node.value, ast.Call):
+        func = node.value.func
+        name = func.id if isinstance(func, ast.Name) else ""
+        return name in _OUTPUT_CALLS or name == entry_point or name.startswith(("test", "check"))
+    return False
 
 
 # ---------------------------------------------------------------- evaluation

@@ -143,15 +143,26 @@ def zero_shot_solution(domain: CodeDomain, problem: Problem, engine: Engine, *, 
     """One LLM call for a first program; a reply whose code is unusable still yields what it holds (the evaluator
     then says what is wrong), and a reply with no code at all yields the bare signature."""
     from tgdomains import prompts
+    from tgdomains.optimizer import cut_off
 
     messages = prompts.solve_messages(domain.context(problem), domain.role_description(problem),
                                       domain.constraints(problem))
     from tgdomains.grammar import reply_format_for
 
-    reply = engine.generate(messages, temperature=temperature, seed=seed,
-                            reply_format=reply_format_for(domain, problem)).text
+    bare = f"{problem.signature.rstrip(':')}:\n    pass\n"
+    form = reply_format_for(domain, problem)
+    completion = engine.generate(messages, temperature=temperature, seed=seed, reply_format=form)
+    if getattr(completion, "finish_reason", None) == "length":
+        # A cut-off program is never trimmed into a start (its longest compiling prefix was a function returning
+        # None): ask once for a shorter one, saying where it stopped, and start from the bare signature otherwise.
+        note = cut_off(completion.text, None).note
+        completion = engine.generate(prompts.re_ask(messages, note), temperature=temperature, seed=seed,
+                                     reply_format=form)
+        if getattr(completion, "finish_reason", None) == "length":
+            return bare
+    reply = completion.text
     try:
         return evaluator.parse_candidate(reply, problem)
     except ParseError:
         code = evaluator.extract_code(reply)
-        return code if code.strip() else f"{problem.signature.rstrip(':')}:\n    pass\n"
+        return code if code.strip() else bare

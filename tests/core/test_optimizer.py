@@ -20,10 +20,10 @@ def test_constraints_examples_and_momentum_reach_the_prompt():
     first, third = _prompt(engine, 0), _prompt(engine, 2)
     assert "keep the signature" in first and "EXAMPLE-VALUE" in first
     assert "Past attempts" not in first  # nothing to remember yet
-    # momentum=2: the last two past values with their scores and feedback, the oldest one dropped
-    assert "<ATTEMPT score=0.1>\nv0" in third and "Feedback: fb-a" in third
-    assert "<ATTEMPT score=0.2>\nv1" in third and "Feedback: fb-b" in third
-    assert third.count("<ATTEMPT") == 2
+    # momentum=2: the last two past values with their scores and feedback, one row each, the oldest one dropped
+    assert "1. score 0.1 | v0 | fb-a" in third
+    assert "2. score 0.2 | v1 | fb-b" in third
+    assert "3. score" not in third
     assert x.value == "v3"
 
 
@@ -33,7 +33,7 @@ def test_momentum_zero_shows_no_history():
     opt = TGD([x], engine, momentum=0)
     opt.step(score=1.0)
     opt.step(score=2.0)
-    assert "ATTEMPT" not in _prompt(engine, 1)
+    assert "Past attempts" not in _prompt(engine, 1)
 
 
 def test_malformed_reply_gets_one_repair_request():

@@ -317,7 +317,7 @@ def test_resume_mid_iteration_keeps_the_family_tree_complete(tmp_path):
 def test_a_single_chain_run_continues_as_a_population(tmp_path):
     from tgdomains.engines import ScriptedEngine
 
-    optimize(ArithmeticDomain(), Target("t", 90), engine=ScriptedEngine(["fb", tagged("1 + 1"), "fb", tagged("9")]),
+    optimize(ArithmeticDomain(), Target("t", 90), engine=ScriptedEngine(["fb", tagged("1 + 1"), "no", "fb", tagged("9")]),
              run_dir=tmp_path / "r", iterations=2, **quiet())  # step 1 is "unchanged": a duplicate of step 0
     domain = ArithmeticDomain()
     result = optimize_population(domain, Target("t", 90), engine=SeedEngine(additive), run_dir=tmp_path / "r",

@@ -14,21 +14,28 @@ from typing import TYPE_CHECKING, ClassVar
 from tgdomains import prompts
 from tgdomains.domain import ParseError
 from tgdomains.engines.budget import BudgetExceeded
-from tgdomains.optimizer import extract_tagged
+from tgdomains.optimizer import _REPEAT_TEMPERATURES, CutOff, cut_off, extract_tagged
 from tgdomains.records import StepStatus
+from tgdomains.run import format_score
 from tgdomains.strategies import Proposal, Strategy
 
 if TYPE_CHECKING:
     from tgdomains.records import Step
     from tgdomains.run import Meter, Run
 
+_EVAL_GIST = 160  # characters of an evaluation shown where a step is named (a repeat, a past attempt)
 
-def value_from_reply(reply: str, parse: Callable[[str], str]) -> str:
+
+def value_from_reply(reply: str, parse: Callable[[str], str], finish_reason: str | None = None,
+                     max_tokens: int | None = None) -> str:
     """The tagged value of a reply, canonicalised by the domain's parser; an untagged reply is offered to the parser
-    whole (as TGD does), a reply cut off inside its block is not."""
+    whole (as TGD does), a reply cut off inside its block (or at the token limit, `finish_reason` "length") is not:
+    it raises `CutOff`."""
     try:
         value = extract_tagged(reply)
     except ParseError as untagged:
+        if finish_reason == "length":
+            raise cut_off(reply, max_tokens) from None
         if "not closed" in str(untagged):
             raise
         try:
@@ -38,25 +45,52 @@ def value_from_reply(reply: str, parse: Callable[[str], str]) -> str:
     return parse(value)
 
 
+def seen_values(run: Run) -> dict[str, str]:
+    """Every value the run evaluated, named as a re-ask names a repeat: its step, score and evaluation gist."""
+    return {s.value: f"step #{s.id} (score {format_score(s.score)}: {gist_of(s)})" for s in run.candidates}
+
+
+def gist_of(step: Step) -> str:
+    return " ".join(step.evaluation.text.split())[:_EVAL_GIST] or "no evaluation text"
+
+
 def ask_for_value(run: Run, messages: list[dict[str, str]], parent: Step, *, meter: Meter, seed: int,
-                  temperature: float, feedback: str = "") -> Proposal:
-    """One LLM call whose reply is parsed by the domain; an unusable reply keeps the parent's value (failed)."""
-    try:
-        reply = meter.generate(messages, temperature=temperature, max_tokens=run.config.max_tokens, seed=seed).text
-    except BudgetExceeded:
-        return Proposal(parent.value, parent.id, meter=meter)  # meter.refused is set: not a step
-    except Exception as exc:  # the endpoint is down: a failed step, the run goes on
-        return Proposal(parent.value, parent.id, feedback=feedback, status=StepStatus.FAILED,
-                        problem=f"engine error: {type(exc).__name__}: {exc}", meter=meter)
-    try:
-        value = value_from_reply(reply, run.parse)
-    except ParseError as exc:
-        return Proposal(parent.value, parent.id, feedback=feedback, status=StepStatus.FAILED, problem=str(exc),
-                        meter=meter)
-    except Exception as exc:  # a parser bug is still an unusable reply, not a crash
-        return Proposal(parent.value, parent.id, feedback=feedback, status=StepStatus.FAILED,
-                        problem=f"the value could not be checked: {type(exc).__name__}: {exc}", meter=meter)
-    return Proposal(value, parent.id, feedback=feedback, meter=meter)
+                  temperature: float, feedback: str = "", avoid: dict[str, str] | None = None) -> Proposal:
+    """One LLM call whose reply is parsed by the domain; an unusable reply keeps the parent's value (failed).
+    A reply cut off at the token limit is re-asked once for a shorter one; with `avoid` (values already evaluated),
+    a repeat is re-asked as TGD does (temperature above 0, seeds derived from `seed`)."""
+    problem, asked, cut_asked = "", messages, False
+    tries = [(temperature, seed)] + [(max(temperature, t), seed * 31 + k)
+                                     for k, t in enumerate(_REPEAT_TEMPERATURES, 1)]
+    value = None
+    for temp, sd in tries:
+        try:
+            completion = meter.generate(asked, temperature=temp, max_tokens=run.config.max_tokens, seed=sd)
+            value = value_from_reply(completion.text, run.parse, getattr(completion, "finish_reason", None),
+                                     run.config.max_tokens)
+        except BudgetExceeded:
+            return Proposal(parent.value, parent.id, meter=meter)  # meter.refused is set: not a step
+        except CutOff as cut:  # re-asked once for a shorter reply, never trimmed into a value
+            if cut_asked:
+                return _failed(parent, feedback, f"{problem}; again: {cut}", meter)
+            cut_asked, problem, asked = True, str(cut), prompts.re_ask(messages, cut.note)
+            continue
+        except ParseError as exc:
+            return _failed(parent, feedback, f"{problem}; {exc}" if problem else str(exc), meter)
+        except Exception as exc:  # the endpoint is down, or a parser bug: a failed step, the run goes on
+            return _failed(parent, feedback, f"{type(exc).__name__}: {exc}", meter)
+        which = None if avoid is None else avoid.get(value)
+        if which is None:
+            return Proposal(value, parent.id, feedback=feedback, problem=problem, meter=meter)
+        problem = f"{problem}; " if problem else ""
+        problem += f"re-asked: repeated {which}"
+        asked = prompts.re_ask(messages, prompts.REPEATED_NOTE.format(which=which))
+    return Proposal(value if value is not None else parent.value, parent.id, feedback=feedback,
+                    problem=f"{problem} (still a repeat after {len(tries) - 1} re-asks)", meter=meter)
+
+
+def _failed(parent: Step, feedback: str, problem: str, meter: Meter) -> Proposal:
+    return Proposal(parent.value, parent.id, feedback=feedback, status=StepStatus.FAILED, problem=problem, meter=meter)
 
 
 @dataclass
@@ -106,4 +140,4 @@ class Reflexion(Strategy):
             text = f"{text}\n(Your last reply was unusable: {last.problem})"
         messages = prompts.reflect_messages(run.setup.context, last.value, text)
         return [ask_for_value(run, messages, last, meter=run.meter(), seed=run.config.seed * 100_003 + iteration,
-                              temperature=run.config.temperature, feedback="(reflexion)")]
+                              temperature=run.config.temperature, feedback="(reflexion)", avoid=seen_values(run))]

@@ -4,7 +4,9 @@ Both make children the same way (`tgd_child`): the parent's feedback from its ow
 none in one-call mode), then one TGD step with momentum, a validator (the domain's parse) and a seed. They differ
 in which parents they pick and what momentum shows:
 
-- chain: the latest candidate (the best with accept_only_improvements); momentum = the chain's last attempts;
+- chain: the latest candidate, unless it is worse than the best: then the best, with a note that the last change
+  made things worse (`after_worse="best"`, the default; "latest" is TextGrad's loop, which kept editing a worse
+  value); momentum = the chain's last evaluated attempts with what they scored;
 - population: up to `population` parents sampled from the Pareto front of the distinct candidates (the best always
   among them), `proposals` children each, plus with `merge` one child combining the best parent with another;
   momentum = the parent's own line of ancestors, then the children it already had.
@@ -24,6 +26,7 @@ from tgdomains.optimizer import TGD, Attempt
 from tgdomains.records import Step, StepStatus
 from tgdomains.run import finite_or_none, format_score
 from tgdomains.strategies import Proposal, Strategy
+from tgdomains.strategies.sampling import gist_of, seen_values
 from tgdomains.variable import Variable
 
 if TYPE_CHECKING:
@@ -46,20 +49,22 @@ def feedback_for(run: Run, parent: Step, meter: Meter, seed: int) -> str | None:
 
 
 def tgd_child(run: Run, parent: Step, *, feedback: str, meter: Meter, seed: int, momentum: int,
-              memory: list[Attempt], one_call: bool, examples: list[str] | None = None) -> Proposal:
-    """One TGD step from `parent` (with `feedback`, or from its evaluation in one-call mode)."""
+              memory: list[Attempt], one_call: bool, examples: list[str] | None = None, note: str = "") -> Proposal:
+    """One TGD step from `parent` (with `feedback`, or from its evaluation in one-call mode). `note` opens what the
+    optimizer reads (e.g. that the last change made things worse). A proposal repeating a value the run already
+    evaluated is re-asked (TGD's `avoid`), so no evaluation is spent on it."""
     cfg = run.config
     x = Variable(parent.value, run.setup.role, requires_grad=True)
     opt = TGD([x], meter, constraints=run.setup.constraints, examples=examples or run.setup.examples,
               momentum=momentum, context=run.setup.context, validate=run.parse, one_call=one_call,
-              temperature=cfg.temperature, max_tokens=cfg.max_tokens, seed=seed,
+              temperature=cfg.temperature, max_tokens=cfg.max_tokens, seed=seed, avoid=seen_values(run),
               reply_format=reply_format_for(run.domain, run.instance))
     for attempt in memory:
         opt.remember(x, attempt)
     if not one_call:
-        x.gradients = [feedback]
+        x.gradients = [note + feedback]
     ev = parent.evaluation
-    opt.step(score=finite_or_none(ev.score), evaluation_text=ev.text)
+    opt.step(score=finite_or_none(ev.score), evaluation_text=note + ev.text)
     report = opt.report(x)
     status = StepStatus(report.status)
     if status is StepStatus.UPDATED and x.value == parent.value:
@@ -69,15 +74,26 @@ def tgd_child(run: Run, parent: Step, *, feedback: str, meter: Meter, seed: int,
 
 @dataclass
 class Chain(Strategy):
-    """TextGrad's loop: evaluate -> feedback -> TGD step from the latest candidate, one per iteration."""
+    """TextGrad's loop: evaluate -> feedback -> TGD step, one child per iteration.
+
+    after_worse: what the chain steps from when its latest candidate is worse than its best. "best" (default): the
+    best, telling the optimizer that the last change made things worse; "latest": the latest anyway (TextGrad's
+    loop, which on prostate-2d went from -0.041 to -8.27 by scaling every organ weight and never recovered).
+    """
 
     name: ClassVar[str] = "chain"
-    momentum: int = 3  # past attempts (value, score, feedback) shown to the optimizer
+    momentum: int = 3  # past attempts (value, score, evaluation gist) shown to the optimizer
     one_call: bool = False  # feedback and new value in one LLM call
-    accept_only_improvements: bool = False  # continue from the best candidate instead of the latest
+    accept_only_improvements: bool = False  # continue from the best candidate, gate children on beating it
+    after_worse: str = "best"
+
+    def check(self) -> Chain:
+        if self.after_worse not in ("best", "latest"):
+            raise ValueError(f"after_worse must be 'best' or 'latest', got {self.after_worse!r}")
+        return self
 
     def propose(self, run: Run, iteration: int, room: int | None) -> list[Proposal]:
-        current = run.best if self.accept_only_improvements else run.steps[-1]
+        current, note = self._current(run)
         meter = run.meter()
         seed = run.config.seed * 100_003 + iteration  # every iteration its own seed: replays and caches stay exact
         feedback = ""
@@ -85,17 +101,30 @@ class Chain(Strategy):
             feedback = feedback_for(run, current, meter, seed)
             if feedback is None:
                 return [Proposal(current.value, current.id, meter=meter, budget_refused=True)]
-        memory = self._memory(run) if self.momentum > 0 else []
+        memory = self._memory(run, current) if self.momentum > 0 else []
         child = tgd_child(run, current, feedback=feedback, meter=meter, seed=seed, momentum=self.momentum,
-                          memory=memory, one_call=self.one_call)
+                          memory=memory, one_call=self.one_call, note=note)
         if self.accept_only_improvements:
             child.gate = current.evaluation
         return [child]
 
-    def _memory(self, run: Run) -> list[Attempt]:
-        """The chain's last attempts, oldest first: each parent's value and score with the feedback that led on."""
-        return [Attempt(run.steps[s.parent].value, run.steps[s.parent].score, s.feedback)
-                for s in run.steps[1:][-self.momentum:]]
+    def _current(self, run: Run) -> tuple[Step, str]:
+        """The step to improve, and a note for the optimizer when it is not the latest."""
+        best, latest = run.best, run.steps[-1]
+        if latest.duplicate_of is not None:  # a repeat: it stands for the step it repeated
+            latest = run.steps[latest.duplicate_of]
+        if self.accept_only_improvements:
+            return best, ""
+        if self.after_worse == "latest" or latest.rank() >= best.rank() or latest.id == best.id:
+            return latest, ""
+        return best, (f"Note: the last change made things worse (step #{latest.id} scored "
+                      f"{format_score(latest.score)}, this value {format_score(best.score)}); it is listed under past "
+                      f"attempts. Start again from this value and change less, or change something else.\n\n")
+
+    def _memory(self, run: Run, current: Step) -> list[Attempt]:
+        """The chain's last evaluated attempts other than `current`, oldest first, with their evaluation gists."""
+        past = [s for s in run.candidates if s.id != current.id][-self.momentum:]
+        return [Attempt(s.value, s.score, gist_of(s)) for s in past]
 
 
 @dataclass

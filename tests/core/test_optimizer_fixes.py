@@ -1,0 +1,181 @@
+"""What the first real-model runs showed, each fixed and held here with scripted replies (issue 14):
+
+- repeats: a proposal equal to the current value or to one already evaluated is re-asked (named, temperature above
+  0, seeds from the step's), never evaluated again, inside the same LLM-call accounting;
+- overshoot: after a worse step the chain steps from its best and says the last change made things worse;
+- cut-off replies (finish_reason "length") are never trimmed into a value; the re-ask quotes only their tail;
+- momentum is a compact table of past attempts, not the attempts verbatim.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from arithmetic_domain import ArithmeticDomain, Target, tagged
+
+from tgdomains import TGD, Variable
+from tgdomains.engines.base import BaseEngine, Completion, Usage, estimate_tokens
+from tgdomains.engines.scripted import ScriptedEngine
+from tgdomains.run import optimize
+
+
+@dataclass(frozen=True)
+class _Reply(Completion):
+    finish_reason: str | None = None  # what the engines of issue 11 report; redeclared so this runs either way
+
+
+class CutEngine(BaseEngine):
+    """Scripted replies as (text, finish_reason) pairs; records every request like ScriptedEngine."""
+
+    model = "cut"
+
+    def __init__(self, replies: list[tuple[str, str | None]]) -> None:
+        super().__init__()
+        self.replies, self.requests = list(replies), []
+
+    def _complete(self, request):
+        self.requests.append(request.to_dict())
+        text, reason = self.replies.pop(0)
+        return _Reply(text, Usage(sum(estimate_tokens(c) for _, c in request.messages), estimate_tokens(text)),
+                      finish_reason=reason)
+
+
+def quiet() -> dict:
+    return {"progress": False}
+
+
+def last_user(request: dict) -> str:
+    return request["messages"][-1]["content"]
+
+
+# -- repeats -------------------------------------------------------------------------------------------------------
+
+
+def test_a_repeat_of_the_current_value_is_re_asked_at_a_temperature_with_a_derived_seed():
+    engine = ScriptedEngine([tagged("v0"), tagged("v1")])
+    x = Variable("v0", "answer", requires_grad=True)
+    opt = TGD([x], engine, seed=7)
+    x.gradients = ["make it bigger"]
+    opt.step()
+    assert x.value == "v1" and opt.report(x).status == "updated"
+    first, again = engine.requests
+    assert first["temperature"] == 0.0 and again["temperature"] > 0
+    assert again["seed"] not in (None, 7)
+    # the same request with the repeat named at its end (the task and feedback stay in view)
+    assert last_user(again).startswith(last_user(first))
+    assert "identical to the current value" in last_user(again)
+    assert "re-asked" in opt.report(x).problem
+
+
+def test_no_iteration_evaluates_a_repeated_value_and_the_repeat_is_named_with_its_score(tmp_path):
+    domain = ArithmeticDomain()
+    # iteration 1 proposes 2 * 5; iteration 2 proposes 1 + 1 (step #0) first, then 3 * 8 when told
+    engine = ScriptedEngine(["fb", tagged("2 * 5"), "fb", tagged("1 + 1"), tagged("3 * 8")])
+    result = optimize(domain, Target("t", 24), engine=engine, run_dir=tmp_path / "r", iterations=2, **quiet())
+    assert domain.evaluated == ["1 + 1", "2 * 5", "3 * 8"]  # every iteration evaluated a new value
+    assert [s.status for s in result.steps] == ["initial", "updated", "updated"] and result.passed
+    re_ask = last_user(engine.requests[4])
+    assert "identical to step #0 (score -22" in re_ask and "off by 22" in re_ask
+    assert result.usage["llm_calls"] == 5  # the re-ask is counted like any other call
+
+
+def test_re_asks_are_deterministic(tmp_path):
+    def run(path):
+        engine = ScriptedEngine(["fb", tagged("1 + 1"), tagged("4 * 6")])
+        optimize(ArithmeticDomain(), Target("t", 24), engine=engine, run_dir=path, iterations=1, seed=3, **quiet())
+        return [(r["seed"], r["temperature"], r["messages"]) for r in engine.requests]
+
+    assert run(tmp_path / "a") == run(tmp_path / "b")
+
+
+def test_the_llm_call_budget_counts_re_asks(tmp_path):
+    engine = ScriptedEngine(["fb", tagged("1 + 1"), tagged("1 + 1"), tagged("1 + 1"), "fb", tagged("4 * 6")])
+    result = optimize(ArithmeticDomain(), Target("t", 24), engine=engine, run_dir=tmp_path / "r", iterations=5,
+                      llm_call_budget=4, **quiet())
+    assert result.usage["llm_calls"] <= 4 and not result.passed
+
+
+def test_reflexion_re_asks_a_repeated_reflection(tmp_path):
+    domain = ArithmeticDomain()
+    engine = ScriptedEngine([tagged("1 + 1", "It was too small. "), tagged("4 * 6", "Multiply. ")])
+    result = optimize(domain, Target("t", 24), engine=engine, strategy="reflexion", run_dir=tmp_path / "r",
+                      iterations=1, **quiet())
+    assert result.passed and domain.evaluated == ["1 + 1", "4 * 6"]
+    assert "identical to step #0" in last_user(engine.requests[1]) and engine.requests[1]["temperature"] > 0
+
+
+# -- overshoot -----------------------------------------------------------------------------------------------------
+
+
+def test_after_a_worse_step_the_chain_steps_from_its_best_and_says_so(tmp_path):
+    engine = ScriptedEngine(["fb", tagged("20 + 3"), "fb", tagged("1"), "fb", tagged("2")])
+    result = optimize(ArithmeticDomain(), Target("t", 24), engine=engine, run_dir=tmp_path / "r", iterations=3,
+                      **quiet())
+    step_prompt = last_user(engine.requests[5])
+    assert "<VARIABLE>\n20 + 3\n</VARIABLE>" in step_prompt  # from the best, not from the worse "1"
+    assert "the last change made things worse (step #2 scored -23, this value -1)" in step_prompt
+    assert "| 1 |" in step_prompt  # the worse attempt is in the table of past attempts
+    assert result.steps[3].parent == 1 and result.best_value == "20 + 3"
+
+
+def test_the_chain_keeps_its_latest_value_while_it_improves(tmp_path):
+    engine = ScriptedEngine(["fb", tagged("2 * 5"), "fb", tagged("3 * 5")])
+    result = optimize(ArithmeticDomain(), Target("t", 24), engine=engine, run_dir=tmp_path / "r", iterations=2,
+                      **quiet())
+    assert result.steps[2].parent == 1 and "made things worse" not in last_user(engine.requests[3])
+
+
+# -- cut-off replies -----------------------------------------------------------------------------------------------
+
+
+def test_a_cut_off_reply_is_never_trimmed_into_a_value():
+    cut = "Let me think about this carefully. " * 20 + "<IMPROVED_VARIABLE>def f(x):\n    return"
+    engine = CutEngine([(cut, "length"), (tagged("short"), "stop")])
+    x = Variable("old", "answer", requires_grad=True)
+    opt = TGD([x], engine, validate=lambda v: v, max_tokens=64)
+    x.gradients = ["fb"]
+    opt.step()
+    assert x.value == "short" and opt.report(x).status == "repaired"
+    again = last_user(engine.requests[1])
+    assert "cut off at the token limit (64 tokens)" in again and "shorter" in again
+    assert "def f(x):\n    return" in again and again.count("Let me think") < 8  # its tail, not the whole reply
+    assert again.startswith(last_user(engine.requests[0]))
+
+
+def test_an_untagged_cut_off_reply_is_not_read_by_the_domain_parser():
+    engine = CutEngine([("2 * 12 and then some more words that", "length"), ("1 + 2 +", "length")])
+    x = Variable("1 + 1", "expression", requires_grad=True)
+    domain = ArithmeticDomain()
+    opt = TGD([x], engine, validate=lambda v: domain.parse(v, Target("t", 24)))
+    x.gradients = ["fb"]
+    opt.step()
+    report = opt.report(x)
+    assert x.value == "1 + 1" and report.status == "failed" and "cut off" in report.problem
+
+
+def test_a_complete_block_before_the_cut_is_used():
+    engine = CutEngine([(tagged("v1") + " and an explanation that runs on", "length")])
+    x = Variable("v0", "answer", requires_grad=True)
+    opt = TGD([x], engine)
+    x.gradients = ["fb"]
+    opt.step()
+    assert x.value == "v1" and len(engine.requests) == 1
+
+
+# -- prompt size ---------------------------------------------------------------------------------------------------
+
+
+def test_momentum_is_one_row_per_attempt_and_long_values_show_only_what_differs():
+    program = "\n".join(f"line_{i} = {i}" for i in range(60))
+    changed = program.replace("line_30 = 30", "line_30 = 31")
+    engine = ScriptedEngine([tagged(changed), tagged(program + "\nx = 1")])
+    x = Variable(program, "program", requires_grad=True)
+    opt = TGD([x], engine, momentum=3)
+    x.gradients = ["long feedback. " * 100]
+    opt.step(score=0.5)
+    x.gradients = ["fb"]
+    opt.step(score=0.6)
+    prompt = last_user(engine.requests[1])
+    row = next(line for line in prompt.splitlines() if line.startswith("1. score 0.5"))
+    assert "line_30 = 30" in row and "line_0 = 0" not in row  # the line the current value lacks, not the program
+    assert len(row) < 500

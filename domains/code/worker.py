@@ -20,12 +20,14 @@ Protocol, one JSON object per line:
       {"test": I, "status": "returned", "value": JSON, "time_s": T}   what call I returned (JSON text)
       {"test": I, "status": "error" | "not-plain" | "timeout" | "memory-exceeded", "error": ..., ...}
   child -> worker (its own pipe): "V" + JSON of an encoded value, or a JSON object ({"load": ...} or an error
-  record), one per line: one load line, then one line per test. More lines than that, a line over
-  MAX_RECORD_BYTES or a job over MAX_JOB_BYTES and the child is killed.
+  record), one per line: one load line, then one line per test; the child is killed as soon as it has sent them
+  (whatever else it writes is never read), or when a line is over MAX_RECORD_BYTES or the job over MAX_JOB_BYTES.
 
-The worker enforces the clocks: when a test overruns, the child is killed, the test is marked "timeout" and a fresh
-child runs the remaining tests. It also bounds the candidate's processes together (their summed memory, sampled),
-and empties the whole writable area after each job, so that one candidate cannot change what the next one measures.
+Children are forked by a zygote (`Zygote`), a process forked before the first job that never receives one, so no
+child starts with a copy of an earlier job in its memory. The worker enforces the clocks: when a test overruns, the
+child is killed, the test is marked "timeout" and a fresh child runs the remaining tests. It also bounds the
+candidate's processes together (their summed memory, sampled), and empties what the candidate could write after
+each job, so that one candidate cannot change what the next one measures.
 """
 
 import binascii

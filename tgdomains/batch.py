@@ -51,12 +51,13 @@ def _run_locally(domain, instances, engine, out: Path, workers: int, eval_worker
                  run_kwargs: dict) -> list[RunResult | Exception]:
     pool = None
     if _picklable(domain, instances):
-        pool = ProcessPoolExecutor(max_workers=eval_workers or os.cpu_count() or 1)
+        pool = ProcessPoolExecutor(max_workers=eval_workers or os.cpu_count() or 1, initializer=_hold_domain,
+                                   initargs=(domain,))
     try:
         def run(instance):
             evaluate = None
             if pool is not None:
-                evaluate = lambda value: pool.submit(domain.evaluate, value, instance).result()  # noqa: E731
+                evaluate = lambda value: pool.submit(_evaluate_held, value, instance).result()  # noqa: E731
             try:
                 return _run_one(domain, instance, engine, out / _safe(instance), evaluate, progress, run_kwargs)
             except Exception as exc:  # one instance's failure is reported, the batch goes on
@@ -67,6 +68,20 @@ def _run_locally(domain, instances, engine, out: Path, workers: int, eval_worker
     finally:
         if pool is not None:
             pool.shutdown(cancel_futures=True)
+
+
+# The domain object of a batch's worker process, set by the pool's initializer when the process starts (never in the
+# calling process): a domain may keep what it loaded (a case's matrices) across the evaluations it serves.
+_held_domain = None
+
+
+def _hold_domain(domain) -> None:
+    global _held_domain
+    _held_domain = domain
+
+
+def _evaluate_held(value: str, instance):
+    return _held_domain.evaluate(value, instance)
 
 
 def _run_on_ray(domain, instances, engine, out: Path, address: str, run_kwargs: dict) -> list[RunResult | Exception]:

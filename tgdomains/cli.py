@@ -216,8 +216,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     domain = get_domain(args.domain)
     instance = domain.load(_domain_args(args))
-    candidate = getattr(domain, "candidate_from_args", None)
-    value = candidate(_domain_args(args), instance) if candidate else domain.initial(instance, None).value
+    value = domain.candidate_from_args(_domain_args(args), instance)
     evaluation = domain.evaluate(value, instance)
     if args.json:
         print(json.dumps({"value": value, **evaluation.to_dict()}, indent=2, default=str))

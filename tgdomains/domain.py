@@ -34,11 +34,13 @@ class Start:
 
 @runtime_checkable
 class Domain(Protocol):
-    """What a domain plug-in provides. Instances are domain-defined objects with an ``id: str`` attribute."""
+    """What the core calls on a domain plug-in. Subclass `BaseDomain`: it gives every optional method its default,
+    so a new domain writes only `name`, `load`, `context`, `initial`, `parse` and `evaluate`.
+    Instances are domain-defined objects with an ``id: str`` attribute (picklable: batches send them to worker
+    processes, and `tgdomains.run.resume` reads them back)."""
 
     name: str
-    # Metrics that population search keeps a Pareto front over, each "max" or "min" (e.g. {"vina": "min", "qed": "max"}).
-    objectives: dict[str, str]
+    default_iterations: int  # what a run does when it is not told how many iterations
 
     def add_arguments(self, parser: argparse.ArgumentParser, *, batch: bool = False) -> None:
         """CLI flags that select instances (``--problems``, ``--target``, ``--case`` ...)."""
@@ -61,9 +63,12 @@ class Domain(Protocol):
     def evaluate(self, value: str, instance: Any) -> Evaluation:
         """Run the real tool on `value`. Must not raise for bad candidates: return Evaluation.invalid."""
 
+    def objectives(self, instance: Any) -> dict[str, str]:
+        """Metrics of this instance's evaluations that population search keeps a Pareto front over, each "max" or
+        "min" (e.g. {"vina": "min", "qed": "max"}); the score is always added."""
+
     def candidate_from_args(self, args: dict[str, Any], instance: Any) -> str:
-        """The candidate `tgdomains evaluate` scores (``--candidate FILE.py``, ``--smiles``, ``--params FILE``);
-        optional: without it, the domain's initial value is scored."""
+        """The candidate `tgdomains evaluate` scores (``--candidate FILE.py``, ``--smiles``, ``--params FILE``)."""
 
     def finalize(self, value: str, instance: Any) -> dict[str, Any]:
         """Extra verdicts on the final best value for the run record (e.g. hidden tests). May return {}."""
@@ -71,13 +76,66 @@ class Domain(Protocol):
     def strategies(self) -> dict[str, type]:
         """The domain's own strategies by name (LLM-free baselines such as a GA), beside the core's."""
 
+    def value_format(self, instance: Any) -> Any:
+        """The grammar of a value for constrained decoding (`tgdomains.grammar`), or None for free text."""
+
     def report(self, run_dir: str, out_dir: str) -> list[str]:
         """Domain plots for `tgdomains report` (molecule grid, DVH); returns the files written."""
 
 
-def domain_default(domain: Any, name: str, default: Any) -> Any:
-    """A declared default of a domain (``default_iterations`` ...), or `default` when it declares none."""
-    return getattr(domain, name, default)
+class BaseDomain:
+    """Defaults for every optional part of the `Domain` contract. Subclass it and write the six required methods
+    (`load`, `context`, `initial`, `parse`, `evaluate`, plus the class attribute `name`); `domains/template.py` is
+    a complete example to copy, and `tgdomains.checks.check_domain` says whether a domain keeps the contract."""
+
+    name: str = ""
+    default_iterations: int = 10
+
+    def add_arguments(self, parser: argparse.ArgumentParser, *, batch: bool = False) -> None:
+        """No flags of its own."""
+
+    def load(self, args: dict[str, Any]) -> Any:
+        raise NotImplementedError(f"{type(self).__name__}.load(args)")
+
+    def load_many(self, args: dict[str, Any]) -> list[Any]:
+        """A batch of the one instance `load` gives."""
+        return [self.load(args)]
+
+    def context(self, instance: Any) -> str:
+        raise NotImplementedError(f"{type(self).__name__}.context(instance)")
+
+    def initial(self, instance: Any, engine: Engine | None = None) -> Start:
+        raise NotImplementedError(f"{type(self).__name__}.initial(instance, engine)")
+
+    def parse(self, raw_text: str, instance: Any) -> str:
+        raise NotImplementedError(f"{type(self).__name__}.parse(raw_text, instance)")
+
+    def evaluate(self, value: str, instance: Any) -> Evaluation:
+        raise NotImplementedError(f"{type(self).__name__}.evaluate(value, instance)")
+
+    def objectives(self, instance: Any) -> dict[str, str]:
+        """Only the score."""
+        return {}
+
+    def candidate_from_args(self, args: dict[str, Any], instance: Any) -> str:
+        """The initial value (with no engine: a domain whose start needs an LLM overrides this)."""
+        return self.initial(instance, None).value
+
+    def finalize(self, value: str, instance: Any) -> dict[str, Any]:
+        """No extra verdicts."""
+        return {}
+
+    def strategies(self) -> dict[str, type]:
+        """Only the core's."""
+        return {}
+
+    def value_format(self, instance: Any) -> Any:
+        """Free text: replies are not constrained."""
+        return None
+
+    def report(self, run_dir: str, out_dir: str) -> list[str]:
+        """No plots of its own (`tgdomains report` still draws the core's)."""
+        return []
 
 
 def available_domains() -> dict[str, Callable[[], Domain]]:

@@ -44,8 +44,8 @@ class Evaluation:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "score": _finite_or_none(self.score),
-            "metrics": {k: _finite_or_none(v) for k, v in self.metrics.items()},
+            "score": finite_or_none(self.score),
+            "metrics": {k: finite_or_none(v) for k, v in self.metrics.items()},
             "passed": self.passed,
             "valid": self.valid,
             "text": self.text,
@@ -71,9 +71,14 @@ class Evaluation:
         return (self.passed, self.score) > (other.passed, other.score)
 
 
-def _finite_or_none(x: float) -> float | None:
-    # JSON has no infinities; an invalid candidate's -inf score is stored as null.
+def finite_or_none(x: float) -> float | None:
+    """JSON has no infinities: an invalid candidate's -inf score is stored (and shown to the LLM) as null."""
     return x if math.isfinite(x) else None
+
+
+def format_score(x: float | None) -> str:
+    """A score for a progress line or a prompt: 4 significant digits, "invalid" for None or -inf."""
+    return "invalid" if x is None or not math.isfinite(x) else f"{x:.4g}"
 
 
 def _plain(obj: Any) -> Any:

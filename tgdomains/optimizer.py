@@ -12,7 +12,6 @@ last good value — `step()` never raises. Two replies are never accepted as a n
 
 from __future__ import annotations
 
-import re
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -20,13 +19,12 @@ from typing import TYPE_CHECKING
 
 from tgdomains import prompts
 from tgdomains.domain import ParseError
+from tgdomains.parsing import extract_tagged, text_before_tags
 from tgdomains.variable import Variable
 
 if TYPE_CHECKING:
     from tgdomains.engines.base import Engine, ReplyFormat
 
-_OPEN = re.compile(rf"<{prompts.TAG}>", re.I)
-_CLOSE = re.compile(rf"</{prompts.TAG}>", re.I)
 _REPEAT_TEMPERATURES = (0.7, 1.0)  # one re-ask per entry when a proposal repeats a value already seen
 _CUT_TAIL = 200  # characters of a cut-off reply quoted back: enough to say where it stopped, not the whole reply
 
@@ -56,30 +54,6 @@ class CutOff(ParseError):
     `note` is what the re-ask appends to the request (where the reply stopped, and to be shorter)."""
 
     note: str = ""
-
-
-def extract_tagged(reply: str) -> str:
-    """The value inside the last <IMPROVED_VARIABLE> block; ParseError naming what is wrong otherwise."""
-    text, found, pos = reply or "", [], 0
-    while (opening := _OPEN.search(text, pos)) is not None:  # findall's blocks, in linear time
-        closing = _CLOSE.search(text, opening.end())
-        if closing is None:  # no later opening can be closed either
-            break
-        found.append(text[opening.end():closing.start()])
-        pos = closing.end()
-    if not found:
-        if re.search(rf"<{prompts.TAG}>", reply or "", re.I):
-            raise ParseError(f"the <{prompts.TAG}> block is not closed (the reply may have been cut off)")
-        raise ParseError(f"no <{prompts.TAG}>...</{prompts.TAG}> block in the reply")
-    value = found[-1].strip("\n")
-    if not value.strip():
-        raise ParseError(f"the <{prompts.TAG}> block is empty")
-    return value
-
-
-def _critique(reply: str) -> str:
-    """In one-call mode the text before the tags is the feedback."""
-    return re.split(rf"<{prompts.TAG}>", reply or "", maxsplit=1, flags=re.I)[0].strip()
 
 
 class TGD:
@@ -182,7 +156,7 @@ class TGD:
         except Exception as exc:  # an engine that is down must not lose the run: keep the value, say why
             report.status, report.problem = "failed", f"engine error: {type(exc).__name__}: {exc}"
         if self.one_call and report.replies:
-            report.feedback = _critique(report.replies[0]) or "(no critique)"
+            report.feedback = text_before_tags(report.replies[0]) or "(no critique)"
         self.remember(p, Attempt(old_value, score, report.feedback))
         if new_value is not None:
             p.value = new_value

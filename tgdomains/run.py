@@ -19,7 +19,6 @@ same steps as one that was never killed.
 
 from __future__ import annotations
 
-import math
 import os
 import pickle
 import platform
@@ -30,17 +29,16 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from tgdomains import __version__, pareto, prompts
-from tgdomains.domain import Domain, ParseError, domain_default
+from tgdomains.domain import Domain, ParseError
 from tgdomains.engines.base import BaseEngine, Engine
 from tgdomains.engines.budget import BudgetExceeded, RunEngine
-from tgdomains.evaluation import Evaluation
+from tgdomains.evaluation import Evaluation, format_score
 from tgdomains.records import RunRecord, Step, StepStatus
-
-if TYPE_CHECKING:
-    from tgdomains.strategies import Proposal, Strategy
+from tgdomains.strategies import make_strategy, setting_names
+from tgdomains.strategies.base import Proposal, Strategy
 
 INSTANCE_FILE = "instance.pickle"  # how `resume(run_dir)` rebuilds an instance that no CLI arguments describe
 
@@ -131,8 +129,6 @@ def optimize(domain: Domain, instance: Any, *, engine: Engine | None = None, str
     `evaluate` replaces `domain.evaluate(value, instance)` (a batch passes a worker-process pool this way).
     `meta` is stored in run.json as is (the CLI keeps the instance's arguments there).
     """
-    from tgdomains.strategies import make_strategy
-
     names = {f.name for f in fields(RunConfig)}
     config = RunConfig(**{k: v for k, v in settings.items() if k in names}).check()
     rest = {k: v for k, v in settings.items() if k not in names}
@@ -153,7 +149,6 @@ def resume(run_dir: str | Path, *, engine: Engine | None = None, domain: Domain 
     the directory. `overrides` change settings (more iterations, a larger budget); another `strategy` may continue
     the record (its own settings then start from their defaults)."""
     from tgdomains.domain import get_domain
-    from tgdomains.strategies import setting_names
 
     record = RunRecord(run_dir)
     if not record.exists():
@@ -208,7 +203,7 @@ class Run:
         self.domain, self.instance, self.strategy = domain, instance, strategy
         self.config = config
         if config.iterations is None:
-            config.iterations = domain_default(domain, "default_iterations", 10)
+            config.iterations = domain.default_iterations
         self.engine = RunEngine(engine, config.token_budget, config.cost_budget, config.llm_call_budget)
         self.record = RunRecord(run_dir)
         self.steps: list[Step] = self.record.read_steps() if self.record.exists() else []
@@ -238,7 +233,7 @@ class Run:
     @property
     def objectives(self) -> dict[str, str]:
         """The domain's objectives for this instance, plus the score (what population search keeps a front of)."""
-        return pareto.with_score(objectives_of(self.domain, self.instance))
+        return pareto.with_score(self.domain.objectives(self.instance))
 
     def meter(self) -> Meter:
         return Meter(self.engine)
@@ -285,8 +280,6 @@ class Run:
             "started": datetime.now(timezone.utc).isoformat(), "meta": self.meta,
         })
         self._save_instance()
-        from tgdomains.strategies import Proposal
-
         self.commit([Proposal(value, None, status=StepStatus.INITIAL, meter=meter)], 0, time.monotonic())
 
     def _resume(self) -> None:
@@ -424,14 +417,6 @@ class Run:
 _LLM_KEYS = ("llm_calls", "cache_hits", "prompt_tokens", "completion_tokens", "cost_usd", "llm_failures")
 
 
-def objectives_of(domain: Domain, instance: Any) -> dict[str, str]:
-    """The metrics a Pareto front is kept over for this instance (`Domain.objectives(instance)`)."""
-    objectives = getattr(domain, "objectives", None)
-    if callable(objectives):
-        return dict(objectives(instance) or {})
-    return dict(objectives or {})
-
-
 def finalize_safely(domain: Domain, value: str, instance: Any) -> dict[str, Any]:
     """The domain's extra verdicts on the best value; a failing verdict is recorded, never loses the run."""
     try:
@@ -480,14 +465,6 @@ def _done(fn: Callable[[str], Evaluation], value: str) -> Future:
     future: Future = Future()
     future.set_result(_timed(fn, value))
     return future
-
-
-def finite_or_none(x: float) -> float | None:
-    return x if math.isfinite(x) else None
-
-
-def format_score(x: float | None) -> str:
-    return "invalid" if x is None or not math.isfinite(x) else f"{x:.4g}"
 
 
 def progress_line(step: Step, iterations: int | None) -> str:

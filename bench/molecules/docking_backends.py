@@ -44,7 +44,6 @@ def main() -> None:
     args = parser.parse_args()
 
     from domains.molecules import Docker, DockingSettings
-    from domains.molecules.worker_pool import shutdown_workers
 
     backends = ("dockstring", "vina")
     rows = {b: {"results": [], "wall_s": 0.0} for b in backends}
@@ -58,7 +57,8 @@ def main() -> None:
                 wall = time.perf_counter()
                 rows[backend]["results"].append(dockers[backend].dock(smiles, args.target).to_dict())
                 rows[backend]["wall_s"] += time.perf_counter() - wall
-    shutdown_workers()
+    for docker in dockers.values():
+        docker.close()  # each backend had its own warm worker process
 
     print(f"target {args.target}, exhaustiveness {args.exhaustiveness}, one worker, backends interleaved\n")
     print(f"{'ligand':<18} {'dockstring kcal/mol':>20} {'vina kcal/mol':>14} {'dockstring CPU s':>17} {'vina CPU s':>11}")

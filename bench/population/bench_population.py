@@ -138,7 +138,7 @@ def run_one(spec: dict) -> dict:
             distinct.append(s)
     best_score = result.best_evaluation.score
     first_best = next((i + 1 for i, s in enumerate(distinct) if s.evaluation.score == best_score), None)
-    metrics = {k: result.best_evaluation.metrics.get(k) for k in domain.objectives}
+    metrics = {k: result.best_evaluation.metrics.get(k) for k in domain.objectives(instance)}
     return {**{k: spec.get(k) for k in ("domain", "engine", "strategy", "seed", "budget", "eval_processes")},
             "best_score": round(best_score, 5) if math.isfinite(best_score) else None,
             "start_score": result.steps[0].score, "best_objectives": metrics,

@@ -33,15 +33,17 @@ __all__ = ["Problem", "TestCase", "Sandbox", "Limits", "load_problems", "load_te
            "hidden_verdict", "parse_candidate", "optimize", "CodeDomain"]
 
 
-def optimize(problem: Problem, *, engine: Engine, **runner_kwargs: Any) -> RunResult:
-    """TextGrad-optimize a program for `problem`; `runner_kwargs` go to `tgdomains.runner.optimize`.
+def optimize(problem: Problem, *, engine: Engine | None = None, strategy: str = "chain",
+             **settings: Any) -> RunResult:
+    """Optimize a program for `problem` with any strategy; `settings` go to `tgdomains.run.optimize` (run_dir,
+    iterations (default 5), budgets, the strategy's settings, progress ...).
 
     The result's `final` holds the hidden-test verdict (hidden_pass_rate, hidden_passed, hidden_total).
     """
     from domains.code.plugin import CodeDomain
     from tgdomains.run import optimize as run
 
-    return run(CodeDomain(), problem, engine=engine, **runner_kwargs)
+    return run(CodeDomain(), problem, engine=engine, strategy=strategy, **settings)
 
 
 def __getattr__(name: str) -> Any:

@@ -19,12 +19,11 @@ from domains.code.problems import Problem
 from domains.code.sandbox import ExecutionResult, Sandbox, TestResult, shared_sandbox
 from tgdomains.domain import ParseError
 from tgdomains.evaluation import Evaluation
+from tgdomains.parsing import fenced_blocks, tagged_blocks
 
 SHOWN_FAILURES = 5  # failing tests listed in the loss text; the rest are counted
 SHOWN_CHARS = 200  # inputs, expected values and outputs are cut to this many characters
 
-_FENCE = re.compile(r"```[ \t]*([\w+-]*)[^\n]*\n(.*?)```", re.S)
-_TAG = re.compile(r"<IMPROVED_VARIABLE>(.*?)</IMPROVED_VARIABLE>", re.S | re.I)
 
 
 def _cut(text: str | None, limit: int = SHOWN_CHARS) -> str:
@@ -49,12 +48,12 @@ def code_lines(code: str) -> int:
 def extract_code(reply: str) -> str:
     """The program in a reply: inside <IMPROVED_VARIABLE> tags and/or a ``` fence, or the bare text."""
     text = reply or ""
-    tagged = _TAG.findall(text)
+    tagged = tagged_blocks(text)
     if tagged:
         text = tagged[-1]
-    fences = _FENCE.findall(text)
+    fences = fenced_blocks(text)
     if fences:
-        python = [body for lang, body in fences if lang.lower() in ("", "python", "py", "python3")]
+        python = [body for lang, body in fences if lang in ("", "python", "py", "python3")]
         # Several blocks (e.g. the solution, then a usage example): the one that defines the most functions.
         text = max(python or [body for _, body in fences], key=lambda body: (body.count("def "), len(body)))
     else:

@@ -3,25 +3,26 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from domains.code import evaluator
 from domains.code.problems import Problem, find_problem, load_problems
-from tgdomains.domain import ParseError, Start
+from tgdomains.domain import BaseDomain, ParseError, Start
 from tgdomains.evaluation import Evaluation
 
 if TYPE_CHECKING:
     from tgdomains.engines.base import Engine
 
 
-class CodeDomain:
+class CodeDomain(BaseDomain):
     """Refine a Python function until it passes the visible tests; the hidden tests give the final verdict."""
 
     name = "code"
-    objectives = {"visible_pass_rate": "max", "code_lines": "min"}
     default_iterations = 5  # the TextGrad paper's code experiment: up to 5 updates
+
+    def objectives(self, problem: Problem) -> dict[str, str]:
+        return {"visible_pass_rate": "max", "code_lines": "min"}
 
     def add_arguments(self, parser: argparse.ArgumentParser, *, batch: bool = False) -> None:
         g = parser.add_argument_group("code domain")
@@ -110,32 +111,9 @@ class CodeDomain:
         return {}
 
     def report(self, run_dir: str, out_dir: str) -> list[str]:
-        """A plot of the visible pass rate and program length over the iterations of one run."""
-        import matplotlib
+        from domains.code.report import write_report
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        steps = [json.loads(line) for line in Path(run_dir, "steps.jsonl").read_text().splitlines() if line.strip()]
-        if not steps:
-            return []
-        its = [s["iteration"] for s in steps]
-        metrics = [s["evaluation"].get("metrics", {}) for s in steps]
-        fig, ax = plt.subplots(figsize=(6, 3.5))
-        ax.plot(its, [m.get("visible_pass_rate") or 0.0 for m in metrics], "o-", label="visible pass rate")
-        ax.set_xlabel("iteration")
-        ax.set_ylabel("visible pass rate")
-        ax.set_ylim(-0.05, 1.05)
-        lines = ax.twinx()
-        lines.plot(its, [m.get("code_lines") or 0 for m in metrics], "s--", color="tab:gray", label="code lines")
-        lines.set_ylabel("code lines")
-        fig.legend(loc="lower right")
-        fig.tight_layout()
-        Path(out_dir).mkdir(parents=True, exist_ok=True)
-        path = str(Path(out_dir) / "code_progress.png")
-        fig.savefig(path, dpi=120)
-        plt.close(fig)
-        return [path]
+        return write_report(run_dir, out_dir)
 
 
 def zero_shot_solution(domain: CodeDomain, problem: Problem, engine: Engine, *, temperature: float = 0.0,

@@ -3,12 +3,14 @@
     from domains import molecules
     molecules.property_panel("CC(=O)Nc1ccc(O)cc1")       # qed, sa, logp, mw, tpsa, alerts ...
     molecules.dock("CC(=O)Nc1ccc(O)cc1", "DRD2", backend="vina", exhaustiveness=4)
-    molecules.optimize("benzene", "DRD2", engine=engine)  # TextGrad run: best molecule, Pareto front, history
+    result = molecules.optimize("benzene", "DRD2", engine=engine)   # tgdomains.run.RunResult, any strategy
+    molecules.records_from_steps(result.steps)             # every molecule with Vina, QED, novelty
 
 Importing this package is cheap: RDKit, Vina and friends load inside the functions that use them.
 """
 
-from domains.molecules.api import MoleculeRunResult, optimize
+from typing import Any
+
 from domains.molecules.baselines import GraphGA
 from domains.molecules.chemistry import (
     NAMED_STARTS,
@@ -24,11 +26,29 @@ from domains.molecules.docking import Docker, DockingCache, DockingResult, Docki
 from domains.molecules.evaluator import MoleculeEvaluator, MoleculeTask
 from domains.molecules.objective import Objective
 from domains.molecules.plugin import MoleculesDomain
-from domains.molecules.tracking import MoleculeRecord, pareto_front, read_records
+from domains.molecules.tracking import MoleculeRecord, pareto_front, read_records, records_from_steps
 
 __all__ = [
     "NAMED_STARTS", "Docker", "DockingCache", "DockingResult", "DockingSettings", "GraphGA", "MoleculeEvaluator",
-    "MoleculeRecord", "MoleculeRunResult", "MoleculeTask", "MoleculesDomain", "Objective", "SmilesError", "alerts",
+    "MoleculeRecord", "MoleculeTask", "MoleculesDomain", "Objective", "SmilesError", "alerts",
     "canonical_smiles", "dock", "extract_smiles", "list_targets", "optimize", "pareto_front",
-    "property_panel", "read_records", "resolve_start", "tanimoto",
+    "property_panel", "read_records", "records_from_steps", "resolve_start", "tanimoto",
 ]
+
+
+def optimize(start: str = "benzene", target: str = "DRD2", *, engine: Any = None, strategy: str = "chain",
+             **settings: Any) -> Any:
+    """Optimize a molecule from `start` for `target` with any strategy; returns `tgdomains.run.RunResult`.
+
+    `settings` take the CLI's molecule keys (backend, exhaustiveness, docking_seed, target_score, docking_cache,
+    docking_workers, vina_weight, qed_weight, mw_min, mw_max, sa_max, no_pains, reference, min_similarity) and
+    `tgdomains.run.optimize`'s (run_dir, iterations, seed, budgets, the strategy's settings, progress ...).
+    """
+    from tgdomains.run import optimize as run
+
+    domain = MoleculesDomain()
+    keys = {"backend", "exhaustiveness", "docking_seed", "target_score", "docking_cache", "docking_workers",
+            "vina_weight", "qed_weight", "mw_min", "mw_max", "sa_max", "no_pains", "reference", "min_similarity"}
+    args = {"target": target, "start": start, **{k: v for k, v in settings.items() if k in keys}}
+    rest = {k: v for k, v in settings.items() if k not in keys}
+    return run(domain, domain.load(args), engine=engine, strategy=strategy, meta={"instance_args": args}, **rest)

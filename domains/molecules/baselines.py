@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
 from tgdomains.domain import ParseError
-from tgdomains.strategies import Proposal, Strategy
+from tgdomains.strategies.base import Proposal, Strategy
 
 if TYPE_CHECKING:
     from tgdomains.run import Run

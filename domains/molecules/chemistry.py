@@ -10,6 +10,8 @@ import functools
 import re
 from typing import Any
 
+from tgdomains.parsing import fenced_blocks, tagged_blocks
+
 # The paper's starting molecules, by name.
 NAMED_STARTS: dict[str, str] = {
     "acetamide": "CC(N)=O",
@@ -203,10 +205,8 @@ def _fingerprint(smiles: str) -> Any:
     return rdFingerprintGenerator.GetMorganGenerator(radius=2, fpSize=2048).GetFingerprint(Chem.MolFromSmiles(smiles))
 
 
-_FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_-]*)[ \t]*\n(.*?)```", re.DOTALL)
 _LABEL = re.compile(r"^\s*(?:[-*]\s*)?(?:\*\*)?(?:final\s+|improved\s+|new\s+)?smiles\s*(?:\*\*)?\s*[:=]\s*(?:\*\*)?(.+)$",
                     re.IGNORECASE | re.MULTILINE)
-_TAGGED = re.compile(r"<IMPROVED_VARIABLE>(.*?)</IMPROVED_VARIABLE>", re.DOTALL)
 # Quotes, backticks and sentence punctuation an LLM wraps around a SMILES; none can start or end a valid SMILES.
 _WRAPPING = "`'\",;:"
 
@@ -219,15 +219,15 @@ def extract_smiles(reply: str) -> str:
     if not isinstance(reply, str):
         raise SmilesError(f"reply must be text, got {type(reply).__name__}")
     text = reply
-    tagged = _TAGGED.search(text)
+    tagged = tagged_blocks(text)
     if tagged:
-        text = tagged.group(1)
+        text = tagged[-1]
     label = _LABEL.search(text)
     if label:
         return _strip_wrapping(label.group(1).split()[0] if label.group(1).split() else "")
-    fence = _FENCE.search(text)
-    if fence:
-        lines = [line.strip() for line in fence.group(2).splitlines() if line.strip()]
+    fences = fenced_blocks(text)
+    if fences:
+        lines = [line.strip() for line in fences[0][1].splitlines() if line.strip()]
         if not lines:
             raise SmilesError("empty SMILES: the fenced block is empty")
         label = _LABEL.search("\n".join(lines))

@@ -23,9 +23,12 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from domains.molecules.chemistry import canonical_smiles
+
+if TYPE_CHECKING:
+    from domains.molecules.worker_pool import WorkerPool
 
 BACKENDS = ("dockstring", "vina")
 DEFAULT_BACKEND = "dockstring"
@@ -73,7 +76,7 @@ class DockingSettings:
     backend: str = DEFAULT_BACKEND
     exhaustiveness: int = DEFAULT_EXHAUSTIVENESS
     seed: int = DEFAULT_SEED
-    cache_dir: str | None = None  # None: $TGDOMAINS_DOCKING_CACHE or ~/.cache/tgdomains/docking
+    cache_dir: str | None = None  # None: $TGDOMAINS_CACHE_DIR/docking (default ~/.cache/tgdomains/docking)
     use_cache: bool = True
     workers: int | None = None  # None: one per CPU core
 
@@ -91,7 +94,9 @@ class DockingSettings:
 
 
 def default_cache_dir() -> Path:
-    return Path(os.environ.get("TGDOMAINS_DOCKING_CACHE", Path.home() / ".cache" / "tgdomains" / "docking"))
+    from tgdomains.caches import cache_dir
+
+    return cache_dir("docking")
 
 
 def list_targets() -> list[str]:
@@ -161,6 +166,19 @@ class Docker:
     settings: DockingSettings = field(default_factory=DockingSettings)
     docked: int = 0  # molecules actually docked by a worker (cache misses)
     cache_hits: int = 0
+    pool: WorkerPool | None = None  # the worker processes to use (default: this Docker's own, see `close`)
+
+    def workers(self) -> WorkerPool:
+        if self.pool is None:
+            from domains.molecules.worker_pool import WorkerPool
+
+            self.pool = WorkerPool()
+        return self.pool
+
+    def close(self) -> None:
+        """Stop the worker processes (a later docking starts new ones)."""
+        if self.pool is not None:
+            self.pool.close()
 
     @property
     def cache(self) -> DockingCache:
@@ -183,7 +201,7 @@ class Docker:
                 results[smiles] = hit
                 self.cache_hits += 1
         todo = [s for s in dict.fromkeys(canonical) if s not in results]
-        for outcome in _dock_in_workers(todo, target, settings):
+        for outcome in _dock_in_workers(todo, target, settings, self.workers()) if todo else []:
             self.docked += 1
             if settings.use_cache and not outcome.error_is_transient:
                 cache.put(outcome.result)
@@ -203,16 +221,19 @@ def dock(
 ) -> DockingResult:
     """Dock one molecule on a DOCKSTRING target; see `Docker` for many at once."""
     settings = DockingSettings(backend, exhaustiveness, seed, cache_dir, use_cache)
-    return Docker(settings).dock(smiles, target)
+    docker = Docker(settings)
+    try:
+        return docker.dock(smiles, target)
+    finally:
+        docker.close()
 
 
 # ---------------------------------------------------------------------------------------------------------------
 # What runs inside a worker process (see worker.py and worker_pool.py)
 
 
-def _dock_in_workers(smiles_list: list[str], target: str, settings: DockingSettings) -> list[_Outcome]:
-    from domains.molecules.worker_pool import run_requests
-
+def _dock_in_workers(smiles_list: list[str], target: str, settings: DockingSettings,
+                     pool: WorkerPool) -> list[_Outcome]:
     def crashed(message: dict[str, Any], why: str) -> dict[str, Any]:
         failure = DockingResult(message["smiles"], target, settings.backend, settings.exhaustiveness, settings.seed,
                                 None, error=why)
@@ -220,7 +241,7 @@ def _dock_in_workers(smiles_list: list[str], target: str, settings: DockingSetti
 
     plain_settings = {k: v for k, v in asdict(settings).items()}
     messages = [{"smiles": s, "target": target, "settings": plain_settings} for s in smiles_list]
-    replies = run_requests(messages, settings.workers or os.cpu_count() or 1, crashed)
+    replies = pool.run_requests(messages, settings.workers or os.cpu_count() or 1, crashed)
     # A worker killed twice on one molecule may have been the machine's doing (memory): do not cache that.
     return [_Outcome(DockingResult.from_dict(r), error_is_transient=bool(r.get("transient"))) for r in replies]
 

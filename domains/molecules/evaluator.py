@@ -7,12 +7,15 @@ before any docking, and a docked molecule is never docked again with the same se
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from domains.molecules.chemistry import SmilesError, alerts, canonical_smiles, property_panel, tanimoto
 from domains.molecules.docking import DEFAULT_TARGET, Docker, DockingResult, DockingSettings
 from domains.molecules.objective import Objective
 from tgdomains.evaluation import Evaluation
+
+if TYPE_CHECKING:
+    from domains.molecules.worker_pool import WorkerPool
 
 
 @dataclass
@@ -36,10 +39,11 @@ class MoleculeEvaluator:
 
     task: MoleculeTask
     docker: Docker | None = None
+    pool: WorkerPool | None = None  # worker processes shared with other evaluators (the domain's); default: own
 
     def _docker(self) -> Docker:
         if self.docker is None:
-            self.docker = Docker(self.task.docking)
+            self.docker = Docker(self.task.docking, pool=self.pool)
         return self.docker
 
     def evaluate(self, smiles: str) -> Evaluation:

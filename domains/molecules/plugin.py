@@ -23,15 +23,31 @@ from domains.molecules.docking import (
 )
 from domains.molecules.evaluator import MoleculeEvaluator, MoleculeTask
 from domains.molecules.objective import Objective
-from tgdomains.domain import ParseError, Start
+from tgdomains.domain import BaseDomain, ParseError, Start
 from tgdomains.evaluation import Evaluation
 
 
-class MoleculesDomain:
+class MoleculesDomain(BaseDomain):
     """Optimize one SMILES for AutoDock Vina binding to a DOCKSTRING target and drug-likeness (QED)."""
 
     name = "molecules"
-    objectives = {"vina": "min", "qed": "max"}
+    default_iterations = 10
+
+    def __init__(self) -> None:
+        self._pool = None  # docking worker processes, started on the first docking and shared by every evaluation
+
+    def __getstate__(self) -> dict[str, Any]:  # a copy in another process starts its own workers
+        return {**self.__dict__, "_pool": None}
+
+    def _workers(self):
+        if self._pool is None:
+            from domains.molecules.worker_pool import WorkerPool
+
+            self._pool = WorkerPool()
+        return self._pool
+
+    def objectives(self, instance: MoleculeTask) -> dict[str, str]:
+        return {"vina": "min", "qed": "max"}
 
     def add_arguments(self, parser: argparse.ArgumentParser, *, batch: bool = False) -> None:
         group = parser.add_argument_group("molecules")
@@ -54,7 +70,7 @@ class MoleculesDomain:
         group.add_argument("--target-score", type=float, default=None,
                            help="stop when score = −(Vina + (1 − QED)) reaches this, e.g. 9 (default: never)")
         group.add_argument("--docking-cache", default=None,
-                           help="docking cache directory (default $TGDOMAINS_DOCKING_CACHE or ~/.cache/tgdomains/docking)")
+                           help="docking cache directory (default $TGDOMAINS_CACHE_DIR/docking, i.e. ~/.cache/tgdomains/docking)")
         group.add_argument("--docking-workers", type=int, default=None, help="docking processes (default: CPU cores)")
         group.add_argument("--vina-weight", type=float, default=1.0, help="weight of the Vina term (default 1)")
         group.add_argument("--qed-weight", type=float, default=1.0, help="weight of the 1 − QED term (default 1)")
@@ -137,7 +153,7 @@ class MoleculesDomain:
             raise ParseError(str(error)) from None
 
     def evaluate(self, value: str, instance: MoleculeTask) -> Evaluation:
-        return MoleculeEvaluator(instance).evaluate(value)
+        return MoleculeEvaluator(instance, pool=self._workers()).evaluate(value)
 
     def finalize(self, value: str, instance: MoleculeTask) -> dict[str, Any]:
         try:

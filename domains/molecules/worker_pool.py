@@ -77,52 +77,79 @@ class DockingWorker:
             self.stderr = None
 
 
-_idle: queue.LifoQueue[DockingWorker] = queue.LifoQueue()  # warm workers not in use, newest first
-_all: list[DockingWorker] = []
-_lock = threading.Lock()
+class WorkerPool:
+    """Warm docking workers, reused across requests, owned by whoever docks (a `Docker`, or the molecules domain
+    so that every run of a process shares them). Processes start on first use; `close()` (also run at exit once a
+    process was started) stops them, and the next request starts new ones."""
 
+    def __init__(self) -> None:
+        self._idle: queue.LifoQueue[DockingWorker] = queue.LifoQueue()  # warm workers not in use, newest first
+        self._all: list[DockingWorker] = []
+        self._lock = threading.Lock()
+        self._closes_at_exit = False
 
-def _checkout() -> DockingWorker:
-    try:
-        return _idle.get_nowait()
-    except queue.Empty:
-        worker = DockingWorker()
-        with _lock:
-            _all.append(worker)
-        return worker
+    def __getstate__(self) -> dict[str, Any]:  # processes and locks stay in their process: a copy starts cold
+        return {}
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__()
 
-def run_requests(
-    messages: list[dict[str, Any]], workers: int, on_crash: Callable[[dict[str, Any], str], dict[str, Any]]
-) -> list[dict[str, Any]]:
-    """Each message's reply, in order, using up to `workers` processes at once.
-
-    A request whose worker dies is retried once on a fresh worker (the death may have been the machine's, not the
-    molecule's); if it dies again, `on_crash(message, why)` supplies its reply.
-    """
-    replies: list[dict[str, Any] | None] = [None] * len(messages)
-    todo: queue.Queue[int] = queue.Queue()
-    for index in range(len(messages)):
-        todo.put(index)
-
-    def drain() -> None:
-        worker = _checkout()
+    def _checkout(self) -> DockingWorker:
         try:
-            while True:
-                try:
-                    index = todo.get_nowait()
-                except queue.Empty:
-                    return
-                replies[index] = _request_with_retry(worker, messages[index], on_crash)
-        finally:
-            _idle.put(worker)
+            return self._idle.get_nowait()
+        except queue.Empty:
+            worker = DockingWorker()
+            with self._lock:
+                self._all.append(worker)
+                if not self._closes_at_exit:
+                    atexit.register(self.close)
+                    self._closes_at_exit = True
+            return worker
 
-    threads = [threading.Thread(target=drain, daemon=True) for _ in range(max(1, min(workers, len(messages))))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return [reply for reply in replies if reply is not None]
+    def run_requests(
+        self, messages: list[dict[str, Any]], workers: int, on_crash: Callable[[dict[str, Any], str], dict[str, Any]]
+    ) -> list[dict[str, Any]]:
+        """Each message's reply, in order, using up to `workers` processes at once.
+
+        A request whose worker dies is retried once on a fresh worker (the death may have been the machine's, not
+        the molecule's); if it dies again, `on_crash(message, why)` supplies its reply.
+        """
+        replies: list[dict[str, Any] | None] = [None] * len(messages)
+        todo: queue.Queue[int] = queue.Queue()
+        for index in range(len(messages)):
+            todo.put(index)
+
+        def drain() -> None:
+            worker = self._checkout()
+            try:
+                while True:
+                    try:
+                        index = todo.get_nowait()
+                    except queue.Empty:
+                        return
+                    replies[index] = _request_with_retry(worker, messages[index], on_crash)
+            finally:
+                self._idle.put(worker)
+
+        threads = [threading.Thread(target=drain, daemon=True) for _ in range(max(1, min(workers, len(messages))))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        return [reply for reply in replies if reply is not None]
+
+    def close(self) -> None:
+        """Stop every worker process (new ones start on the next request)."""
+        with self._lock:
+            workers = list(self._all)
+            self._all.clear()
+        while True:
+            try:
+                self._idle.get_nowait()
+            except queue.Empty:
+                break
+        for worker in workers:
+            worker.close()
 
 
 def _request_with_retry(
@@ -136,20 +163,3 @@ def _request_with_retry(
         return worker.request(message)
     except WorkerCrashed as crash:
         return on_crash(message, str(crash))
-
-
-def shutdown_workers() -> None:
-    """Stop every docking worker process (new ones start on the next docking)."""
-    with _lock:
-        workers = list(_all)
-        _all.clear()
-    while True:
-        try:
-            _idle.get_nowait()
-        except queue.Empty:
-            break
-    for worker in workers:
-        worker.close()
-
-
-atexit.register(shutdown_workers)

@@ -54,17 +54,15 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'domains.radiotherapy' has no attribute {name!r}")
 
 
-def optimize(case: str = "prostate-2d", *, engine: Any, goals: str | None = None, params: str | None = None,
-             **runner_kwargs: Any) -> Any:
-    """Optimize the plan hyperparameters of `case` (name or .npz path) with `engine`; returns the runner's RunResult.
-
-    `goals` is a YAML goal file (default: the case's), `params` a JSON file to start from; `runner_kwargs` go to
-    `tgdomains.runner.optimize` (iterations=10, run_dir, momentum, examples, seed ...).
+def optimize(case: str = "prostate-2d", *, engine: Any = None, goals: str | None = None, params: str | None = None,
+             strategy: str = "chain", **settings: Any) -> Any:
+    """Optimize the plan hyperparameters of `case` (name or .npz path) with any strategy; returns
+    `tgdomains.run.RunResult`. `goals` is a YAML goal file (default: the case's), `params` a JSON file to start
+    from; `settings` go to `tgdomains.run.optimize` (run_dir, iterations (default 10), budgets, examples ...).
     """
     from domains.radiotherapy.plugin import RadiotherapyDomain
     from tgdomains.run import optimize as run
 
     domain = RadiotherapyDomain()
-    instance = domain.load({"case": case, "goals": goals, "params": params})
-    runner_kwargs.setdefault("iterations", domain.default_iterations)
-    return run(domain, instance, engine=engine, **runner_kwargs)
+    args = {"case": case, "goals": goals, "params": params}
+    return run(domain, domain.load(args), engine=engine, strategy=strategy, meta={"instance_args": args}, **settings)

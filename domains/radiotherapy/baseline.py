@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from tgdomains.strategies import Proposal, Strategy
+from tgdomains.strategies.base import Proposal, Strategy
 
 if TYPE_CHECKING:
     from tgdomains.run import Run

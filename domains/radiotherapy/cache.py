@@ -19,8 +19,9 @@ import scipy.sparse as sp
 
 
 def cache_dir() -> Path:
-    root = os.environ.get("TGDOMAINS_CACHE_DIR") or Path.home() / ".cache" / "tgdomains"
-    return Path(root) / "radiotherapy"
+    from tgdomains.caches import cache_dir as tgdomains_cache
+
+    return tgdomains_cache("radiotherapy")
 
 
 def content_key(spec: dict[str, Any]) -> str:

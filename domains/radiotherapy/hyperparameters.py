@@ -13,16 +13,15 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from typing import Any
 
 from domains.radiotherapy.cases import Case
 from domains.radiotherapy.fluence import Objective
+from tgdomains.parsing import fenced_blocks
 
 FIELDS = ("weight", "dose_Gy")
 MAX_WEIGHT = 10_000.0
 DEFAULT_WEIGHT = 100.0
-_FENCE = re.compile(r"```(?:json|JSON)?\s*\n?(.*?)```", re.DOTALL)
 
 
 class HyperparameterError(ValueError):
@@ -66,7 +65,7 @@ def parse_hyperparameters(text: str, case: Case) -> Hyperparameters:
 
 def _load_json(text: str) -> Any:
     candidates = [text.strip()]
-    candidates += [m.strip() for m in _FENCE.findall(text)]
+    candidates += [body.strip() for _, body in fenced_blocks(text)]
     first, last = text.find("{"), text.rfind("}")
     if 0 <= first < last:
         candidates.append(text[first : last + 1])

@@ -12,24 +12,27 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tgdomains.domain import ParseError, Start
+from tgdomains.domain import BaseDomain, ParseError, Start
 from tgdomains.evaluation import Evaluation
 
 DEFAULT_CASE = "prostate-2d"
 
-# Loaded cases and their evaluators, per process: an instance pickled to a worker process carries only its
-# specification, and each worker loads the case (from the disk cache) once.
-_EVALUATORS: dict[tuple[str, str], Any] = {}
-
 
 @dataclass
 class RadiotherapyInstance:
-    """One planning task: a case and its goal file (plus an optional starting value and example plans)."""
+    """One planning task: a case and its goal file (plus an optional starting value and example plans).
+
+    It travels to worker processes as its specification only; the loaded case and goals (`evaluator`) are loaded
+    on first use in each process and kept on the object, never pickled."""
 
     case_spec: str
     goals_file: str = ""  # empty: the case's default goals
     params: str | None = None  # hyperparameter JSON text to start from / to evaluate
     examples: list[str] = field(default_factory=list)  # hyperparameter JSON texts shown as example plans
+    loaded: Any = field(default=None, repr=False, compare=False)  # the PlanEvaluator, once loaded
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "loaded": None}
 
     @property
     def id(self) -> str:
@@ -38,8 +41,7 @@ class RadiotherapyInstance:
 
     @property
     def evaluator(self):  # -> PlanEvaluator
-        key = (self.case_spec, self.goals_file)
-        if key not in _EVALUATORS:
+        if self.loaded is None:
             from domains.radiotherapy.cases import load_case
             from domains.radiotherapy.evaluator import PlanEvaluator
             from domains.radiotherapy.goals import load_goals
@@ -49,18 +51,24 @@ class RadiotherapyInstance:
             if not goals_file:
                 raise ValueError(f"case {case.name} has no default goals: pass --goals FILE.yaml")
             goals = load_goals(goals_file, case.structure_names)
-            _EVALUATORS[key] = PlanEvaluator(case, goals, case_spec=self.case_spec, goals_file=goals_file)
-        return _EVALUATORS[key]
+            self.loaded = PlanEvaluator(case, goals, case_spec=self.case_spec, goals_file=goals_file)
+        return self.loaded
 
     @property
     def case(self):  # -> Case
         return self.evaluator.case
 
 
-class RadiotherapyDomain:
+class RadiotherapyDomain(BaseDomain):
     name = "radiotherapy"
-    objectives = {"PTV_D95_Gy": "max", "rectum_mean_Gy": "min"}
     default_iterations = 10
+
+    def __init__(self) -> None:
+        # Loaded cases by specification, so that instances unpickled in a worker process load theirs once.
+        self._loaded: dict[tuple[str, str], Any] = {}
+
+    def __getstate__(self) -> dict[str, Any]:  # sent to worker processes without the loaded matrices
+        return {**self.__dict__, "_loaded": {}}
 
     # -- instances --------------------------------------------------------------------------------------------
 
@@ -185,9 +193,28 @@ class RadiotherapyDomain:
         except HyperparameterError as exc:
             raise ParseError(str(exc)) from None
 
+    def objectives(self, instance: RadiotherapyInstance) -> dict[str, str]:
+        """Coverage of the first target against the mean dose of the organ the goals guard most (the most goals;
+        ties: the larger overlap with the target): the rectum on the prostate cases, the core on TG-119. Every
+        metric named exists on this case."""
+        case = instance.case
+        target = case.targets[0]
+        organs = [s for s in case.structures if s not in case.targets and s.lower() != "body"]
+        objectives = {f"{target}_D95_Gy": "max"}
+        if organs:
+            goals = [g.structure for g in instance.evaluator.goals.goals]
+            organ = max(organs, key=lambda s: (goals.count(s), case.overlap_pct(target, s), -organs.index(s)))
+            objectives[f"{organ}_mean_Gy"] = "min"
+        return objectives
+
     def evaluate(self, value: str, instance: RadiotherapyInstance) -> Evaluation:
+        key = (instance.case_spec, instance.goals_file)
+        if instance.loaded is None and key in self._loaded:
+            instance.loaded = self._loaded[key]
         try:
-            return instance.evaluator.evaluate(value)
+            evaluation = instance.evaluator.evaluate(value)
+            self._loaded.setdefault(key, instance.loaded)
+            return evaluation
         except Exception as exc:  # the evaluator must not raise: a failed plan is an invalid candidate
             return Evaluation.invalid(f"planning failed: {type(exc).__name__}: {exc}")
 

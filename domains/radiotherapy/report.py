@@ -5,35 +5,28 @@ else comes from ``steps.jsonl``."""
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from tgdomains.records import RunRecord, Step
+
 
 def _steps(run_dir: Path) -> list[dict[str, Any]]:
-    path = run_dir / "steps.jsonl"
-    if not path.is_file():
+    """The run's steps as stored (a torn last line from a kill is skipped, never repaired here)."""
+    record = RunRecord(run_dir)
+    if not record.steps_path.is_file():
         raise FileNotFoundError(f"{run_dir} has no steps.jsonl: not a run directory")
-    steps = []
-    for line in path.read_text().splitlines():
-        if line.strip():
-            try:
-                steps.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue  # a line cut by a kill: the runner rewrites it on resume
+    steps = record.read_step_dicts(repair=False)
     if not steps:
-        raise ValueError(f"{path} holds no complete step")
+        raise ValueError(f"{record.steps_path} holds no complete step")
     return steps
 
 
 def _best(steps: list[dict[str, Any]]) -> dict[str, Any]:
-    def rank(step: dict) -> tuple:
-        ev = step["evaluation"]
-        return (bool(ev.get("passed")), ev["score"] if ev.get("score") is not None else -math.inf, -step["iteration"])
-
-    return max(steps, key=rank)
+    """The run's own selection (`Step.rank`): passed first, then score, ties to the earliest."""
+    return max(steps, key=lambda d: Step.from_dict(d).rank())
 
 
 def write_report(run_dir: str | Path, out_dir: str | Path) -> list[str]:

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from domains.radiotherapy import cache
-from domains.radiotherapy.cases import GOALS_DIR, Case, load_npz_case, save_npz_case
+from domains.radiotherapy.case import GOALS_DIR, Case, load_npz_case, save_npz_case
 from domains.radiotherapy.fluence import Objective
 
 GANTRY_ANGLES = tuple(range(0, 360, 40))

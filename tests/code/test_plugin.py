@@ -42,7 +42,15 @@ def all_text(engine: ScriptedEngine) -> str:
 
 def test_registered_as_the_code_domain():
     domain = get_domain("code")
-    assert isinstance(domain, CodeDomain) and domain.objectives == {"visible_pass_rate": "max", "code_lines": "min"}
+    assert isinstance(domain, CodeDomain)
+    assert domain.objectives(None) == {"visible_pass_rate": "max", "code_lines": "min"}
+
+
+def test_the_domain_keeps_the_contract():
+    from tgdomains.checks import check_domain
+
+    engine = ScriptedEngine([tagged(TRAP_WRONG)])  # the problem has no starting code: a zero-shot first program
+    assert check_domain(CodeDomain(), {"task_id": "trapping-rain-water"}, engine=engine)
 
 
 def test_optimize_fixes_a_wrong_zero_shot_program(trap, tmp_path):

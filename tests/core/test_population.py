@@ -119,7 +119,7 @@ def test_children_come_from_the_front_and_the_record_is_the_family_tree(tmp_path
     steps, run, best = read(tmp_path / "r")
     assert steps == D(result.steps)
     check_tree(steps)
-    check_parents_on_front(steps, domain.objectives)
+    check_parents_on_front(steps, domain.objectives(None))
     assert run["config"]["population"] == 3 and run["config"]["proposals"] == 2
     assert run["objectives"] == {"score": "max", "length": "min"}
     by_id = {s["id"]: s for s in steps}
@@ -136,7 +136,7 @@ def test_children_come_from_the_front_and_the_record_is_the_family_tree(tmp_path
     assert best["value"] == result.best_value == max(steps, key=lambda s: s["evaluation"]["score"])["value"]
     distinct = [s for s in steps if s["duplicate_of"] is None]
     assert best["front"] == [distinct[i]["id"] for i in pareto.pareto_front(
-        [s["evaluation"] for s in distinct], pareto.with_score(domain.objectives))]
+        [s["evaluation"] for s in distinct], pareto.with_score(domain.objectives(None)))]
 
 
 def test_a_bad_child_never_replaces_its_parent_on_the_front(tmp_path):
@@ -361,7 +361,7 @@ def test_resume_after_sigkill_keeps_the_family_tree_complete(tmp_path):
     result = optimize_population(domain, Target("t", 10**9), engine=SeedEngine(additive), run_dir=run_dir,
                                  resume=True, population=3, proposals=2, iterations=last + 2, **quiet())
     check_tree(D(result.steps))
-    check_parents_on_front(D(result.steps), domain.objectives)
+    check_parents_on_front(D(result.steps), domain.objectives(None))
     assert D(result.steps)[:len(killed)] == killed and D(result.steps)[-1]["iteration"] == last + 2
     assert set(domain.evaluated).isdisjoint(s["value"] for s in killed)
 
@@ -379,7 +379,7 @@ def test_front_and_lineage_plots(tmp_path):
     chain = D(lineage(result.steps))
     assert chain[0]["id"] == 0 and chain[-1]["value"] == result.best_value
     assert all(child["parent"] == parent["id"] for parent, child in zip(chain, chain[1:], strict=False))
-    for path in (plot_front(result.steps, domain.objectives, tmp_path / "front.png"),
+    for path in (plot_front(result.steps, domain.objectives(None), tmp_path / "front.png"),
                  plot_lineage(result.steps, tmp_path / "lineage.png")):
         assert path.read_bytes()[:4] == b"\x89PNG" and path.stat().st_size > 5000
     written = write_report(tmp_path / "r", tmp_path / "report")  # the report draws the lineage of population runs
@@ -431,12 +431,12 @@ def test_radiotherapy_front_parents_and_bad_children(tmp_path):
                                  population=2, proposals=2, iterations=2, evaluate=evaluate, **quiet())
     steps = D(result.steps)
     check_tree(steps)
-    check_parents_on_front(steps, domain.objectives)
+    check_parents_on_front(steps, domain.objectives(instance))
     assert set(counted.values()) == {1} and len(counted) == result.usage["evaluations"]
     bad = [s for s in steps if s["parent"] == 0 and json.loads(s["value"])["PTV"]["weight"] == 1]
     assert bad and all(s["evaluation"]["score"] < steps[0]["evaluation"]["score"] for s in bad)
     front = set(json.loads((tmp_path / "r" / "best.json").read_text())["front"])
-    objectives = pareto.with_score(domain.objectives)
+    objectives = pareto.with_score(domain.objectives(instance))
 
     def vector(step):
         return pareto.objective_vector(step["evaluation"], objectives)

@@ -5,14 +5,31 @@ import math
 
 import pytest
 
-from domains.molecules import MoleculeEvaluator, MoleculesDomain, MoleculeTask, Objective, optimize
+from domains.molecules import (
+    MoleculeEvaluator,
+    MoleculesDomain,
+    MoleculeTask,
+    Objective,
+    optimize,
+    pareto_front,
+    read_records,
+    records_from_steps,
+)
 from tgdomains.domain import ParseError, get_domain
 from tgdomains.engines import ScriptedEngine
 
 
 def test_the_domain_is_registered_under_its_name():
     assert isinstance(get_domain("molecules"), MoleculesDomain)
-    assert MoleculesDomain.objectives == {"vina": "min", "qed": "max"}
+    assert MoleculesDomain().objectives(None) == {"vina": "min", "qed": "max"}
+
+
+@pytest.mark.slow
+def test_the_domain_keeps_the_contract(domain, fast_docking):
+    from tgdomains.checks import check_domain
+
+    assert check_domain(domain, {"target": "DRD2", "start": "benzene", "backend": "vina", "exhaustiveness": 1,
+                                 "docking_cache": fast_docking.cache_dir, "docking_workers": 2})
 
 
 def test_cli_flags_build_a_task(domain):
@@ -107,12 +124,15 @@ def test_a_scripted_textgrad_run_docks_each_new_molecule_and_reports(fast_dockin
     ]))
     result = optimize("benzene", "DRD2", engine=engine, iterations=3, backend="vina", exhaustiveness=1,
                       docking_cache=fast_docking.cache_dir, run_dir=tmp_path / "run", progress=False)
-    values = [r.smiles for r in result.history]
+    history = records_from_steps(result.steps)
+    values = [r.smiles for r in history]
     assert values[0] == "c1ccccc1" and "Oc1ccccc1" in values and "CC(=O)Nc1ccc(O)cc1" in values
-    assert result.best_smiles == "CC(=O)Nc1ccc(O)cc1"
+    assert result.best_value == "CC(=O)Nc1ccc(O)cc1"
     assert result.best_evaluation.metrics["vina"] < -5
-    assert result.pareto_front and all(r.vina is not None for r in result.pareto_front)
-    assert result.run.final["smiles"] == "CC(=O)Nc1ccc(O)cc1"
+    front = pareto_front(history)
+    assert front and all(r.vina is not None for r in front)
+    assert result.final["smiles"] == "CC(=O)Nc1ccc(O)cc1"
+    assert read_records(result.run_dir) == history
     # The valence reply reached the optimizer as a repair request naming the problem.
     assert any("valence" in str(r["messages"]) for r in engine.requests)
 

@@ -20,9 +20,7 @@ def write_report(run_dir: str | Path, out_dir: str | Path | None = None) -> list
     out = Path(out_dir) if out_dir else record.dir / "report"
     out.mkdir(parents=True, exist_ok=True)
     figures = [plot_trajectory(steps, out / "score_trajectory.png", title=f"{run['domain']} / {run['instance']}")]
-    objectives = run.get("objectives") or _objectives(run["domain"])
-    if objectives:
-        figures.append(plot_front(steps, objectives, out / "front.png"))
+    figures.append(plot_front(steps, run.get("objectives") or {"score": "max"}, out / "front.png"))
     figures.append(plot_lineage(steps, out / "lineage.png"))
     figures += [Path(p) for p in _domain_figures(run["domain"], record.dir, out)]
     summary = out / "summary.md"
@@ -65,15 +63,9 @@ def _domain(name: str):
         return None
 
 
-def _objectives(name: str) -> dict[str, str]:
-    domain = _domain(name)
-    objectives = getattr(domain, "objectives", None) if domain else None
-    return dict(objectives) if isinstance(objectives, dict) else {}  # a record without objectives: the class's
-
-
 def _domain_figures(name: str, run_dir: Path, out: Path) -> list[str]:
     domain = _domain(name)
-    if domain is None or not hasattr(domain, "report"):
+    if domain is None:
         return []
     try:
         return list(domain.report(str(run_dir), str(out)) or [])

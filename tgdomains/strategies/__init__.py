@@ -18,56 +18,10 @@ Domains add their own (LLM-free baselines: molecules' `graph-ga`, radiotherapy's
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
-from typing import TYPE_CHECKING, Any, ClassVar
+from dataclasses import fields
+from typing import Any
 
-from tgdomains.evaluation import Evaluation
-from tgdomains.records import StepStatus
-
-if TYPE_CHECKING:
-    from tgdomains.records import Step
-    from tgdomains.run import Meter, Run
-
-
-@dataclass
-class Proposal:
-    """One candidate a strategy asks the run to record (and evaluate, unless its value was seen before)."""
-
-    value: str
-    parent: int | None  # id of the step it improves (None: the initial step)
-    feedback: str = ""  # what produced it, recorded in its step
-    status: StepStatus = StepStatus.UPDATED
-    problem: str = ""  # why a reply was unusable (status failed / repaired)
-    meter: Meter | None = None  # the LLM usage that produced it becomes its step's usage
-    merge_with: int | None = None
-    gate: Evaluation | None = None  # mark the step rejected unless it beats this (accept-only-improvements)
-    budget_refused: bool = False  # set when the strategy saw a spent budget before asking
-
-    @property
-    def refused(self) -> bool:
-        """A spent budget refused one of its LLM calls: not a step (its calls are still counted)."""
-        return self.budget_refused or (self.meter is not None and self.meter.refused)
-
-
-@dataclass
-class Strategy:
-    """Base class: settings are dataclass fields; override `propose` (and `width` when it proposes several)."""
-
-    name: ClassVar[str] = "strategy"
-
-    def settings(self) -> dict[str, Any]:
-        return asdict(self)
-
-    def width(self) -> int:
-        """Proposals per iteration at most (sizes the evaluation threads)."""
-        return 1
-
-    def propose(self, run: Run, iteration: int, room: int | None) -> list[Proposal]:
-        """This iteration's candidates; `room` is how many more the evaluation budget allows (None: no limit)."""
-        raise NotImplementedError
-
-    def observe(self, run: Run, steps: list[Step]) -> None:
-        """Called with the steps just recorded (ask/tell optimizers may keep a cache here; never needed to resume)."""
+from tgdomains.strategies.base import Proposal, Strategy
 
 
 def core_strategies() -> dict[str, type[Strategy]]:
@@ -80,9 +34,8 @@ def core_strategies() -> dict[str, type[Strategy]]:
 def available(domain: Any = None) -> dict[str, type[Strategy]]:
     """Every strategy name a run on `domain` can use: the core's, then the domain's own."""
     found = core_strategies()
-    extra = getattr(domain, "strategies", None)
-    if callable(extra):
-        found.update(extra() or {})
+    if domain is not None:
+        found.update(domain.strategies())
     return found
 
 
@@ -110,7 +63,7 @@ def make_strategy(name: str, domain: Any = None, **settings: Any) -> Strategy:
 def _lookup(name: str, domain: Any) -> type[Strategy]:
     found = available(domain)
     if name not in found:
-        where = f" for the {domain.name} domain" if domain is not None and hasattr(domain, "name") else ""
+        where = f" for the {domain.name} domain" if domain is not None else ""
         raise ValueError(f"unknown strategy {name!r}{where}; choose one of: {', '.join(sorted(found))}")
     return found[name]
 

@@ -14,10 +14,11 @@ from typing import TYPE_CHECKING, ClassVar
 from tgdomains import prompts
 from tgdomains.domain import ParseError
 from tgdomains.engines.budget import BudgetExceeded
-from tgdomains.optimizer import _REPEAT_TEMPERATURES, CutOff, cut_off, extract_tagged
+from tgdomains.evaluation import format_score
+from tgdomains.optimizer import _REPEAT_TEMPERATURES, CutOff, cut_off
+from tgdomains.parsing import extract_tagged
 from tgdomains.records import StepStatus
-from tgdomains.run import format_score
-from tgdomains.strategies import Proposal, Strategy
+from tgdomains.strategies.base import Proposal, Strategy
 
 if TYPE_CHECKING:
     from tgdomains.records import Step

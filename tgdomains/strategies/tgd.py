@@ -20,12 +20,12 @@ from typing import TYPE_CHECKING, ClassVar
 
 from tgdomains import pareto
 from tgdomains.engines.budget import BudgetExceeded
+from tgdomains.evaluation import finite_or_none, format_score
 from tgdomains.grammar import reply_format_for
 from tgdomains.loss import evaluation_loss
 from tgdomains.optimizer import TGD, Attempt
 from tgdomains.records import Step, StepStatus
-from tgdomains.run import finite_or_none, format_score
-from tgdomains.strategies import Proposal, Strategy
+from tgdomains.strategies.base import Proposal, Strategy
 from tgdomains.strategies.sampling import gist_of, seen_values
 from tgdomains.variable import Variable
 

@@ -1,0 +1,54 @@
+"""What every strategy is: a `Strategy` (settings as dataclass fields, `propose`) that returns `Proposal`s."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from tgdomains.evaluation import Evaluation
+from tgdomains.records import StepStatus
+
+if TYPE_CHECKING:
+    from tgdomains.records import Step
+    from tgdomains.run import Meter, Run
+
+
+@dataclass
+class Proposal:
+    """One candidate a strategy asks the run to record (and evaluate, unless its value was seen before)."""
+
+    value: str
+    parent: int | None  # id of the step it improves (None: the initial step)
+    feedback: str = ""  # what produced it, recorded in its step
+    status: StepStatus = StepStatus.UPDATED
+    problem: str = ""  # why a reply was unusable (status failed / repaired)
+    meter: Meter | None = None  # the LLM usage that produced it becomes its step's usage
+    merge_with: int | None = None
+    gate: Evaluation | None = None  # mark the step rejected unless it beats this (accept-only-improvements)
+    budget_refused: bool = False  # set when the strategy saw a spent budget before asking
+
+    @property
+    def refused(self) -> bool:
+        """A spent budget refused one of its LLM calls: not a step (its calls are still counted)."""
+        return self.budget_refused or (self.meter is not None and self.meter.refused)
+
+
+@dataclass
+class Strategy:
+    """Base class: settings are dataclass fields; override `propose` (and `width` when it proposes several)."""
+
+    name: ClassVar[str] = "strategy"
+
+    def settings(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def width(self) -> int:
+        """Proposals per iteration at most (sizes the evaluation threads)."""
+        return 1
+
+    def propose(self, run: Run, iteration: int, room: int | None) -> list[Proposal]:
+        """This iteration's candidates; `room` is how many more the evaluation budget allows (None: no limit)."""
+        raise NotImplementedError
+
+    def observe(self, run: Run, steps: list[Step]) -> None:
+        """Called with the steps just recorded (ask/tell optimizers may keep a cache here; never needed to resume)."""

@@ -1,80 +1,23 @@
-"""Long-lived docking worker processes, and running many docking requests across them.
-
-Each worker is a plain subprocess (``python -m domains.molecules.worker``) spoken to in JSON lines. Plain subprocesses
-rather than multiprocessing: they need no ``if __name__ == "__main__"`` guard in the caller's script, and a worker that
-dies (the `vina` package calls C ``exit()`` on some inputs) is seen as end-of-file on exactly the request it was
-running, so only that molecule fails.
-"""
+"""Long-lived docking worker processes (``python -m domains.molecules.worker``, spoken to in JSON lines through
+`tgdomains.workers.JsonLinesWorker`), and running many docking requests across them."""
 
 from __future__ import annotations
 
 import atexit
-import json
 import queue
-import subprocess
 import sys
-import tempfile
 import threading
 from collections.abc import Callable
 from typing import Any
 
+from tgdomains.workers import JsonLinesWorker
+from tgdomains.workers import WorkerDied as WorkerCrashed
 
-class WorkerCrashed(RuntimeError):
-    """The worker process died while handling a request."""
 
-
-class DockingWorker:
-    """One worker process, started on first use and restarted after a crash."""
-
-    def __init__(self) -> None:
-        self.process: subprocess.Popen[str] | None = None
-        self.stderr: Any = None
-
-    def _start(self) -> subprocess.Popen[str]:
-        # stderr goes to a file we read only when the worker dies, to say why.
-        self.stderr = tempfile.TemporaryFile(mode="w+")
-        return subprocess.Popen(
-            [sys.executable, "-m", "domains.molecules.worker"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr, text=True, bufsize=1,
-        )
-
-    def request(self, message: dict[str, Any]) -> dict[str, Any]:
-        if self.process is None or self.process.poll() is not None:
-            self.process = self._start()
-        try:
-            self.process.stdin.write(json.dumps(message) + "\n")
-            self.process.stdin.flush()
-            line = self.process.stdout.readline()
-        except (BrokenPipeError, OSError):
-            line = ""
-        if not line:
-            raise WorkerCrashed(self._death_notice())
-        return json.loads(line)
-
-    def _death_notice(self) -> str:
-        code = self.process.wait() if self.process else None
-        self.process = None
-        tail = ""
-        if self.stderr is not None:
-            self.stderr.seek(0)
-            lines = [x for x in self.stderr.read().splitlines() if x.strip() and "Search space volume" not in x]
-            tail = lines[-1][:300] if lines else ""
-            self.stderr.close()
-            self.stderr = None
-        return f"the docking worker process died (exit code {code})" + (f": {tail}" if tail else "")
-
-    def close(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.stdin.close()  # end of input: the worker's loop ends and it exits
-            try:
-                self.process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.process = None
-        if self.stderr is not None:
-            self.stderr.close()
-            self.stderr = None
+def docking_worker() -> JsonLinesWorker:
+    """One docking worker process (started on its first request)."""
+    return JsonLinesWorker([sys.executable, "-m", "domains.molecules.worker"], what="docking worker",
+                           quiet=lambda line: "Search space volume" in line)
 
 
 class WorkerPool:
@@ -83,8 +26,8 @@ class WorkerPool:
     process was started) stops them, and the next request starts new ones."""
 
     def __init__(self) -> None:
-        self._idle: queue.LifoQueue[DockingWorker] = queue.LifoQueue()  # warm workers not in use, newest first
-        self._all: list[DockingWorker] = []
+        self._idle: queue.LifoQueue[JsonLinesWorker] = queue.LifoQueue()  # warm workers not in use, newest first
+        self._all: list[JsonLinesWorker] = []
         self._lock = threading.Lock()
         self._closes_at_exit = False
 
@@ -94,11 +37,11 @@ class WorkerPool:
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__init__()
 
-    def _checkout(self) -> DockingWorker:
+    def _checkout(self) -> JsonLinesWorker:
         try:
             return self._idle.get_nowait()
         except queue.Empty:
-            worker = DockingWorker()
+            worker = docking_worker()
             with self._lock:
                 self._all.append(worker)
                 if not self._closes_at_exit:
@@ -153,7 +96,7 @@ class WorkerPool:
 
 
 def _request_with_retry(
-    worker: DockingWorker, message: dict[str, Any], on_crash: Callable[[dict[str, Any], str], dict[str, Any]]
+    worker: JsonLinesWorker, message: dict[str, Any], on_crash: Callable[[dict[str, Any], str], dict[str, Any]]
 ) -> dict[str, Any]:
     try:
         return worker.request(message)

@@ -169,3 +169,22 @@ def test_batch_evaluates_in_worker_processes(domain, passing_2d, tmp_path):
     row = summary["instances"][0]
     assert summary["overall"]["errors"] == 0, row
     assert row["passed"], row
+
+
+def test_objectives_name_only_structures_the_case_has(domain, case2d, tmp_path):
+    """A case without a rectum (as TG-119 has none) gets the mean dose of its own primary organ, never -inf."""
+    import dataclasses
+
+    from domains.radiotherapy.cases import save_npz_case
+    from tgdomains.checks import check_domain
+
+    structures = {k: v for k, v in case2d.structures.items() if k != "rectum"}
+    no_rectum = dataclasses.replace(case2d, name="no-rectum", structures=structures, primary_oars=["bladder"])
+    save_npz_case(no_rectum, tmp_path / "no_rectum.npz")
+    goals = tmp_path / "goals.yaml"
+    goals.write_text("prescription_Gy: 78\ngoals:\n  - {structure: PTV, metric: D95, comparator: \">=\", value: 78}\n"
+                     "  - {structure: bladder, metric: V70, comparator: \"<\", value: 35}\n")
+    args = {"case": str(tmp_path / "no_rectum.npz"), "goals": str(goals)}
+    instance = domain.load(args)
+    assert domain.objectives(instance) == {"PTV_D95_Gy": "max", "bladder_mean_Gy": "min"}
+    check_domain(domain, args)  # every objective is a metric of this case's evaluations

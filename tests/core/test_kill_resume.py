@@ -38,8 +38,9 @@ def _kill_and_resume(run_dir: Path, mode: str, rng: random.Random, deadline: flo
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
             assert proc.stdout.readline().strip() == "ready", proc.stderr.read()
-            # mostly mid-run; sometimes at once (while run.json or step 0 is written)
-            delay = 0.0 if rng.random() < 0.1 else rng.uniform(0.0, 0.12)
+            # mostly mid-run; sometimes at once (while run.json or step 0 is written); later kills wait longer, so a
+            # loaded machine still finishes (repeats are re-asked since issue 14: a run makes more calls)
+            delay = 0.0 if rng.random() < 0.1 else rng.uniform(0.0, 0.12) * (1 + len(kills) / 8)
             proc.wait(timeout=delay)
         except subprocess.TimeoutExpired:
             proc.kill()  # SIGKILL

@@ -179,3 +179,10 @@ def test_momentum_is_one_row_per_attempt_and_long_values_show_only_what_differs(
     row = next(line for line in prompt.splitlines() if line.startswith("1. score 0.5"))
     assert "line_30 = 30" in row and "line_0 = 0" not in row  # the line the current value lacks, not the program
     assert len(row) < 500
+
+
+def test_reflexion_is_decoded_under_the_reply_grammar(tmp_path):
+    engine = ScriptedEngine([tagged("4 * 6", "Multiply. ")])
+    optimize(ArithmeticDomain(), Target("t", 24), engine=engine, strategy="reflexion", run_dir=tmp_path / "r",
+             iterations=1, **quiet())
+    assert "IMPROVED_VARIABLE" in engine.requests[0]["reply_format"]["grammar"]

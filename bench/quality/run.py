@@ -1,0 +1,355 @@
+"""Optimization quality: every method at equal budgets on each domain, through the one run loop (issue 14).
+
+    python3 bench/quality/run.py --domain radiotherapy            # record with the embedded model (default engine)
+    python3 bench/quality/run.py --domain all --engine openai --base-url http://host:8000/v1 --model NAME
+    python3 bench/quality/run.py --domain radiotherapy --replay   # offline, from the committed cassettes
+
+Every (instance, method) run gets the same caps: `--llm-calls` LLM requests (feedback, steps, repairs and re-asks
+all count) and `--evaluations` distinct evaluated candidates (the start included); the LLM-free baselines
+(radiotherapy: optuna; molecules: graph-ga) get the same evaluation cap. Seeds are fixed (`--seed`).
+
+Each run records its LLM traffic to cassettes/DOMAIN/INSTANCE/METHOD.jsonl and the evaluations it made to
+METHOD.evals.jsonl next to it. `--replay` serves the recorded replies (ReplayEngine: a changed prompt is a
+CassetteMiss, not a silent re-run) and, unless `--reevaluate`, the recorded evaluations, so the tables regenerate
+in seconds; tests/core/test_quality_tables.py asserts that they equal the committed results_DOMAIN.md.
+
+Outputs: results_DOMAIN.json (every run: summary and best-so-far curves), results_DOMAIN.md (the tables) and
+DOMAIN_INSTANCE.png (best-so-far against LLM calls and against evaluations, one line per method).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parents[1]))  # run from anywhere in the checkout
+
+from tgdomains.domain import get_domain  # noqa: E402
+from tgdomains.evaluation import Evaluation  # noqa: E402
+from tgdomains.records import Step, StepStatus  # noqa: E402
+
+
+@dataclass(frozen=True)
+class Method:
+    name: str  # the column/line label
+    strategy: str
+    settings: dict[str, Any] = field(default_factory=dict)
+    uses_llm: bool = True
+
+
+LLM_METHODS = [
+    Method("zero-shot", "zero-shot"),
+    Method("best-of-4", "best-of-n"),
+    Method("reflexion", "reflexion"),
+    Method("tgd-chain", "chain"),
+    Method("tgd-one-call", "one-call"),
+    # one thread: which concurrent call a spent budget refuses would depend on timing, and replays must not
+    Method("population", "population", {"population": 2, "proposals": 1, "workers": 1}),
+]
+
+
+@dataclass(frozen=True)
+class Suite:
+    domain: str
+    instances: list[dict[str, Any]]  # the domain's instance arguments (as the CLI's flags)
+    baselines: list[Method]
+    llm_calls: int
+    evaluations: int
+    columns: list[str]  # best-candidate metrics shown in the table
+
+
+SUITES = {
+    "radiotherapy": Suite("radiotherapy", [{"case": "prostate-2d"}], [Method("optuna", "optuna", uses_llm=False)],
+                          llm_calls=6, evaluations=6,
+                          columns=["goals_passed", "PTV_D95_Gy", "rectum_mean_Gy", "bladder_mean_Gy"]),
+    "molecules": Suite("molecules", [{"target": t, "start": s, "exhaustiveness": 1} for t in ("DRD2", "ESR2")
+                                     for s in ("acetamide", "pentane", "benzene")],
+                       [Method("graph-ga", "graph-ga", uses_llm=False)], llm_calls=8, evaluations=8,
+                       columns=["vina", "qed", "objective"]),
+    "code": Suite("code", [{"task_id": t} for t in ("longest-valid-parentheses", "burst-balloons",
+                                                    "trapping-rain-water")],
+                  [], llm_calls=8, evaluations=6, columns=["visible_pass_rate"]),
+}
+
+
+def instance_name(args: dict[str, Any]) -> str:
+    return "-".join(str(v) for k, v in args.items() if k != "exhaustiveness")
+
+
+# -- running ---------------------------------------------------------------------------------------------------
+
+
+class RecordedEvaluations:
+    """The evaluations a run made, by value: written while recording, served on replay (or None: evaluate)."""
+
+    def __init__(self, path: Path, replay: bool) -> None:
+        self.path, self.replay = path, replay
+        self.known: dict[str, dict] = {}
+        if replay and path.exists():
+            for line in path.read_text(encoding="utf-8").splitlines():
+                entry = json.loads(line)
+                self.known[entry["value"]] = entry["evaluation"]
+        elif not replay:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text("")
+
+    def wrap(self, evaluate):
+        def recorded(value: str) -> Evaluation:
+            if self.replay and value in self.known:
+                return Evaluation.from_dict(self.known[value])
+            evaluation = evaluate(value)
+            if not self.replay:
+                with open(self.path, "a", encoding="utf-8") as f:
+                    # details (DVH curves, per-test logs) feed reports, not the tables: left out to keep this small
+                    kept = {k: v for k, v in evaluation.to_dict().items() if k != "details"}
+                    f.write(json.dumps({"value": value, "evaluation": kept}, ensure_ascii=False, default=str) + "\n")
+            return evaluation
+        return recorded
+
+
+def run_one(suite: Suite, args: dict[str, Any], method: Method, engine_factory, opts: argparse.Namespace,
+            work: Path) -> dict[str, Any]:
+    from tgdomains.run import optimize
+
+    domain = get_domain(suite.domain)
+    instance = domain.load(dict(args))
+    where = HERE / "cassettes" / suite.domain / instance_name(args)
+    cassette = where / f"{method.name}.jsonl"
+    evals = RecordedEvaluations(where / f"{method.name}.evals.jsonl", replay=opts.replay and not opts.reevaluate)
+    engine = engine_factory(cassette) if method.uses_llm else None
+    settings = dict(method.settings)
+    if method.uses_llm:
+        settings["llm_call_budget"] = suite.llm_calls
+    run_dir = work / suite.domain / instance_name(args) / method.name
+    t0 = time.monotonic()
+    result = optimize(domain, instance, engine=engine, strategy=method.strategy, run_dir=run_dir,
+                      evaluate=evals.wrap(lambda v: domain.evaluate(v, instance)), progress=opts.verbose,
+                      iterations=50, seed=opts.seed, evaluation_budget=suite.evaluations, **settings)
+    summary = summarize(result.steps, result.final, result.usage, suite.columns)
+    if method.uses_llm:  # tokens of every exchange as recorded: the same whether a reply came from the cache or not
+        usage = [json.loads(line)["usage"] for line in cassette.read_text(encoding="utf-8").splitlines()]
+        summary["prompt_tokens"] = sum(u[0] for u in usage)
+        summary["completion_tokens"] = sum(u[1] for u in usage)
+    summary.update(method=method.name, strategy=method.strategy, instance=instance_name(args),
+                   stop_reason=result.stop_reason, wall_s=round(time.monotonic() - t0, 1))
+    print(f"{suite.domain} {instance_name(args)} {method.name}: best {fmt(summary['best_score'])} "
+          f"({summary['evaluations']} evaluations, {summary['llm_calls']} LLM calls, {summary['wall_s']} s)",
+          file=sys.stderr, flush=True)
+    return summary
+
+
+def summarize(steps: list[Step], final: dict[str, Any], usage: dict[str, float], columns: list[str]) -> dict:
+    """One run's row: the best candidate and its metrics, what was spent, how repeats went, and the curves."""
+    best = max((s for s in steps if s.evaluated), key=Step.rank)
+    calls = evals = 0
+    curve_calls, curve_evals, best_so_far, last = [], [], -math.inf, None
+    for s in steps:
+        calls += int(s.usage.get("llm_calls", 0) + s.usage.get("cache_hits", 0))
+        if s.evaluated:
+            evals += 1
+            if math.isfinite(s.evaluation.score):
+                best_so_far = max(best_so_far, s.evaluation.score)
+            last = s
+        point = None if not math.isfinite(best_so_far) else round(best_so_far, 6)
+        curve_calls.append([calls, point])
+        curve_evals.append([evals, point])
+    valid = [s for s in steps if s.evaluated and s.evaluation.valid]
+    evaluated = [s for s in steps if s.evaluated]
+    return {
+        "best_score": round(best.evaluation.score, 6) if math.isfinite(best.evaluation.score) else None,
+        "best_passed": best.evaluation.passed, "best_step": best.id,
+        "last_score": None if last is None or not math.isfinite(last.evaluation.score)
+        else round(last.evaluation.score, 6),
+        "metrics": {c: best.evaluation.metrics.get(c) for c in columns},
+        "final": {k: v for k, v in final.items() if isinstance(v, (int, float, str, bool)) or v is None},
+        "evaluations": len(evaluated), "validity": round(len(valid) / len(evaluated), 3) if evaluated else None,
+        "llm_calls": int(usage.get("llm_calls", 0) + usage.get("cache_hits", 0)),
+        "prompt_tokens": int(usage.get("prompt_tokens", 0)), "completion_tokens": int(usage.get("completion_tokens", 0)),
+        "steps": len(steps) - 1,
+        "repeat_steps": sum(1 for s in steps if s.status in (StepStatus.UNCHANGED, StepStatus.DUPLICATE)),
+        "re_asked": sum(1 for s in steps if "re-asked" in s.problem),
+        "unusable": sum(1 for s in steps if s.status is StepStatus.FAILED),
+        "top10_auc": top_k_auc([s.evaluation.score for s in evaluated], 10),
+        "curve_llm_calls": curve_calls, "curve_evaluations": curve_evals,
+    }
+
+
+def top_k_auc(scores: list[float], k: int) -> float | None:
+    """PMO's top-k AUC: the mean of the top-k average (invalid ones counted as absent) after each evaluation."""
+    finite, curve = [], []
+    for score in scores:
+        if math.isfinite(score):
+            finite.append(score)
+        top = sorted(finite, reverse=True)[:k]
+        if top:
+            curve.append(sum(top) / len(top))
+    return round(sum(curve) / len(curve), 4) if curve else None
+
+
+# -- reporting -------------------------------------------------------------------------------------------------
+
+
+def fmt(x: Any) -> str:
+    if x is None:
+        return "–"
+    if isinstance(x, bool):
+        return "yes" if x else "no"
+    if isinstance(x, float):
+        return f"{x:.3g}" if abs(x) < 1000 else f"{x:.0f}"
+    return str(x)
+
+
+def table(suite: Suite, rows: list[dict]) -> str:
+    extra = ["hidden_pass_rate"] if suite.domain == "code" else []
+    head = (["method", "best score", "passed", *suite.columns, *extra, "last score", "evals", "LLM calls",
+             "prompt tok", "repeat steps", "re-asked", "unusable", "top-10 AUC"])
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        cells = [r["method"], fmt(r["best_score"]), fmt(r["best_passed"]), *(fmt(r["metrics"].get(c))
+                 for c in suite.columns), *(fmt(r["final"].get(c)) for c in extra), fmt(r["last_score"]),
+                 fmt(r["evaluations"]), fmt(r["llm_calls"]), fmt(r["prompt_tokens"]), fmt(r["repeat_steps"]),
+                 fmt(r["re_asked"]), fmt(r["unusable"]), fmt(r["top10_auc"])]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def markdown(suite: Suite, runs: list[dict], header: dict[str, Any]) -> str:
+    out = [f"# Quality: {suite.domain}", "",
+           f"Budget per run: {suite.llm_calls} LLM calls and {suite.evaluations} evaluations (the start included); "
+           f"seed {header['seed']}; engine: {header['engine']}.", ""]
+    for name in dict.fromkeys(r["instance"] for r in runs):
+        out += [f"## {name}", "", table(suite, [r for r in runs if r["instance"] == name]), ""]
+    return "\n".join(out)
+
+
+def plot(suite: Suite, runs: list[dict], out: Path) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    paths = []
+    for name in dict.fromkeys(r["instance"] for r in runs):
+        fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+        for r in (r for r in runs if r["instance"] == name):
+            for ax, key in zip(axes, ("curve_llm_calls", "curve_evaluations"), strict=True):
+                pts = [(x, y) for x, y in r[key] if y is not None]
+                if pts:
+                    ax.step([p[0] for p in pts], [p[1] for p in pts], where="post", label=r["method"], marker=".")
+        axes[0].set_xlabel("LLM calls")
+        axes[1].set_xlabel("evaluations")
+        for ax in axes:
+            ax.set_ylabel("best score so far")
+            ax.grid(alpha=0.3)
+        axes[1].legend(fontsize=7)
+        fig.suptitle(f"{suite.domain} {name}: best so far, equal budgets")
+        fig.tight_layout()
+        path = out / f"{suite.domain}_{name}.png"
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        paths.append(str(path))
+    return paths
+
+
+# -- main ------------------------------------------------------------------------------------------------------
+
+
+def engine_factory(opts: argparse.Namespace):
+    """A function cassette path -> the engine of one run: replaying it, or recording the shared engine to it."""
+    from tgdomains.engines import RecordingEngine, ReplayEngine
+
+    if opts.replay:
+        return lambda cassette: ReplayEngine(cassette), "replay of the committed cassettes"
+    from tgdomains.cli import build_engine
+
+    base, reason = build_engine(argparse.Namespace(
+        replay=None, record=None, engine=opts.engine, model=opts.model, base_url=opts.base_url,
+        model_path=opts.model_path, price=[], cache_path=None, no_cache=opts.no_cache))
+
+    def recording(cassette: Path):
+        cassette.parent.mkdir(parents=True, exist_ok=True)
+        cassette.write_text("")  # a fresh recording: a replay must see exactly this run's exchanges
+        return RecordingEngine(base, cassette)
+    return recording, getattr(base, "describe", lambda: base.model)()
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--domain", required=True, choices=[*SUITES, "all"])
+    p.add_argument("--instances", help="comma-separated instance names to run (default: all of the suite)")
+    p.add_argument("--methods", help="comma-separated method names to run (default: all)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--replay", action="store_true", help="offline, from the committed cassettes")
+    p.add_argument("--reevaluate", action="store_true", help="with --replay: run the real evaluators again")
+    p.add_argument("--engine", choices=["openai", "local"])
+    p.add_argument("--model")
+    p.add_argument("--base-url")
+    p.add_argument("--model-path")
+    p.add_argument("--no-cache", action="store_true")
+    p.add_argument("--work", default="/tmp/tgdomains-quality", help="where the run directories go")
+    p.add_argument("--out", default=str(HERE), help="where results and plots go")
+    p.add_argument("--verbose", action="store_true")
+    opts = p.parse_args(argv)
+    factory, engine_line = engine_factory(opts)
+    work = Path(opts.work) / datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S-%f")
+    out = Path(opts.out)
+    out.mkdir(parents=True, exist_ok=True)
+    for name in (SUITES if opts.domain == "all" else [opts.domain]):
+        suite = SUITES[name]
+        wanted = set(opts.instances.split(",")) if opts.instances else None
+        methods = [*LLM_METHODS, *suite.baselines]
+        if opts.methods:  # in the order given (a long recording runs what matters most first)
+            by_name = {m.name: m for m in methods}
+            methods = [by_name[n] for n in opts.methods.split(",") if n in by_name]
+        results_path = out / f"results_{name}.json"
+        previous = json.loads(results_path.read_text()) if results_path.exists() else {}
+        committed = HERE / f"results_{name}.json"
+        # a replay describes the recording it replays: engine, seed and date come from the committed results
+        header = json.loads(committed.read_text()).get("header") if opts.replay and committed.exists() else None
+        header = header or {"engine": engine_line, "seed": opts.seed,
+                            "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
+        runs = {(r["instance"], r["method"]): r for r in previous.get("runs", [])}
+        recorded_wall = {(r["instance"], r["method"]): r.get("wall_s") for r in
+                         (json.loads(committed.read_text()).get("runs", []) if committed.exists() else [])}
+        for args in suite.instances:
+            if wanted and instance_name(args) not in wanted:
+                continue
+            for method in methods:
+                recorded = HERE / "cassettes" / name / instance_name(args) / f"{method.name}.evals.jsonl"
+                if opts.replay and not recorded.exists():
+                    continue  # never recorded (a declared subset): nothing to replay
+                key = (instance_name(args), method.name)
+                runs[key] = run_one(suite, args, method, factory, opts, work)
+                if opts.replay and recorded_wall.get(key) is not None:
+                    runs[key]["wall_s"] = recorded_wall[key]  # the recording's time, not the replay's
+                ordered = sorted(runs.values(), key=lambda r: (_order(suite, r["instance"]), _rank(suite, r)))
+                if not opts.replay:  # results after every run: a long recording killed midway keeps what it did
+                    results_path.write_text(json.dumps({"header": header, "runs": ordered}, indent=1) + "\n")
+        ordered = sorted(runs.values(), key=lambda r: (_order(suite, r["instance"]), _rank(suite, r)))
+        results_path.write_text(json.dumps({"header": header, "runs": ordered}, indent=1) + "\n")
+        (out / f"results_{name}.md").write_text(markdown(suite, ordered, header))
+        plot(suite, ordered, out)
+        print((out / f"results_{name}.md").read_text())
+    return 0
+
+
+def _order(suite: Suite, instance: str) -> int:
+    names = [instance_name(a) for a in suite.instances]
+    return names.index(instance) if instance in names else len(names)
+
+
+def _rank(suite: Suite, run: dict) -> int:
+    names = [m.name for m in (*LLM_METHODS, *suite.baselines)]
+    return names.index(run["method"]) if run["method"] in names else len(names)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

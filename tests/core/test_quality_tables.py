@@ -1,0 +1,41 @@
+"""The committed quality tables (bench/quality/results_DOMAIN.md) are what their committed cassettes replay to.
+
+Replaying serves the recorded LLM replies (a changed prompt or strategy is a CassetteMiss) and the recorded
+evaluations, so CI guards the figures without a model, in seconds.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[2] / "bench" / "quality"
+COMMITTED = sorted(p.stem.removeprefix("results_") for p in BENCH.glob("results_*.md"))
+
+
+def _bench():
+    spec = importlib.util.spec_from_file_location("quality_bench", BENCH / "run.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the file executes
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.slow  # ~15 s: one replayed run per method, the evaluations read back from the recording
+@pytest.mark.parametrize("domain", COMMITTED)
+def test_replaying_the_cassettes_gives_the_committed_table(domain, tmp_path):
+    pytest.importorskip("matplotlib")
+    if domain == "radiotherapy":
+        pytest.importorskip("optuna")
+    bench = _bench()
+    assert bench.main(["--domain", domain, "--replay", "--out", str(tmp_path), "--work", str(tmp_path / "w")]) == 0
+    assert (tmp_path / f"results_{domain}.md").read_text() == (BENCH / f"results_{domain}.md").read_text()
+
+
+def test_top_k_auc_counts_only_valid_scores():
+    bench = _bench()
+    assert bench.top_k_auc([1.0, float("-inf"), 3.0], 2) == pytest.approx((1.0 + 1.0 + 2.0) / 3, abs=1e-4)
+    assert bench.top_k_auc([float("-inf")], 10) is None

@@ -3,7 +3,9 @@ whole batch runs on a Ray cluster.
 
 Why threads for runs: an optimization spends most of its time waiting on the LLM, so N runs in N threads finish in
 about the time of the slowest one. Evaluators are CPU-bound (docking, fluence optimization, sandboxed tests), so
-they go to a process pool sized to the cores, shared by every run of the batch.
+they go to a process pool sized to the cores, shared by every run of the batch. A worker process that dies (killed,
+out of memory, a C library calling exit()) breaks a ProcessPoolExecutor for everyone, so `EvaluatorPool` replaces
+the pool and retries the evaluations that were in it; the other runs never notice.
 """
 
 from __future__ import annotations
@@ -11,8 +13,10 @@ from __future__ import annotations
 import os
 import pickle
 import sys
+import threading
 import time
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
@@ -51,13 +55,12 @@ def _run_locally(domain, instances, engine, out: Path, workers: int, eval_worker
                  run_kwargs: dict) -> list[RunResult | Exception]:
     pool = None
     if _picklable(domain, instances):
-        pool = ProcessPoolExecutor(max_workers=eval_workers or os.cpu_count() or 1, initializer=_hold_domain,
-                                   initargs=(domain,))
+        pool = EvaluatorPool(eval_workers or os.cpu_count() or 1, domain)
     try:
         def run(instance):
             evaluate = None
             if pool is not None:
-                evaluate = lambda value: pool.submit(_evaluate_held, value, instance).result()  # noqa: E731
+                evaluate = lambda value: pool.evaluate(value, instance)  # noqa: E731
             try:
                 return _run_one(domain, instance, engine, out / _safe(instance), evaluate, progress, run_kwargs)
             except Exception as exc:  # one instance's failure is reported, the batch goes on
@@ -67,7 +70,56 @@ def _run_locally(domain, instances, engine, out: Path, workers: int, eval_worker
             return list(threads.map(run, instances))
     finally:
         if pool is not None:
-            pool.shutdown(cancel_futures=True)
+            pool.shutdown()
+
+
+class WorkerDied(RuntimeError):
+    """An evaluation's worker process died on every attempt (the run records the candidate as invalid)."""
+
+
+class EvaluatorPool:
+    """The batch's evaluator processes, shared by its runs; a dead worker costs a retry, not the batch.
+
+    When a worker dies, ProcessPoolExecutor fails every evaluation it holds and refuses new ones. The first run to
+    see that replaces the shared pool (once per breakage), and each evaluation that was lost is retried alone, in a
+    process of its own: evaluators are deterministic, so the retry equals the evaluation that was lost, and a
+    candidate that kills its worker every time kills only its own process. It is then reported as `WorkerDied`,
+    which the run records as an invalid candidate; the other evaluations never notice.
+    """
+
+    def __init__(self, workers: int, domain) -> None:
+        self.workers, self.domain = workers, domain
+        self.replaced = 0  # how many times a broken shared pool was replaced
+        self._lock = threading.Lock()
+        self._pool = self._new_pool(workers)
+
+    def _new_pool(self, workers: int) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(max_workers=workers, initializer=_hold_domain, initargs=(self.domain,))
+
+    def evaluate(self, value: str, instance):
+        pool = self._pool
+        try:
+            return pool.submit(_evaluate_held, value, instance).result()
+        except BrokenProcessPool:
+            self._replace(pool)
+        alone = self._new_pool(1)
+        try:
+            return alone.submit(_evaluate_held, value, instance).result()
+        except BrokenProcessPool as exc:
+            raise WorkerDied(f"the evaluator's worker process died on this candidate twice, the second time "
+                             f"alone ({exc})") from None
+        finally:
+            alone.shutdown(wait=False, cancel_futures=True)
+
+    def _replace(self, broken: ProcessPoolExecutor) -> None:
+        with self._lock:
+            if self._pool is broken:  # others that saw the same breakage find it replaced already
+                self._pool = self._new_pool(self.workers)
+                self.replaced += 1
+        broken.shutdown(wait=False, cancel_futures=True)
+
+    def shutdown(self) -> None:
+        self._pool.shutdown(cancel_futures=True)
 
 
 # The domain object of a batch's worker process, set by the pool's initializer when the process starts (never in the

@@ -11,6 +11,10 @@ import json
 import sys
 from typing import Any
 
+from tgdomains.argtypes import integer, number
+from tgdomains.records import RecordWriteError
+from tgdomains.runlock import RunDirectoryLocked
+
 # Flags of the run loop (RunConfig) and of strategies; everything else on the command line is the domain's.
 RUN_FLAGS = {"iterations": "iterations", "seed": "seed", "temperature": "temperature", "max_tokens": "max_tokens",
              "token_budget": "token_budget", "cost_budget": "cost_budget", "time_budget": "time_budget_s",
@@ -37,6 +41,9 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, FileExistsError, KeyError, ValueError) as exc:
         print(f"tgdomains: error: {exc}", file=sys.stderr)
         return 2
+    except (RunDirectoryLocked, RecordWriteError) as exc:  # another writer; a full or failing disk
+        print(f"tgdomains: error: {exc}", file=sys.stderr)
+        return 1
 
 
 # -- parser ---------------------------------------------------------------------------------------------------
@@ -94,31 +101,31 @@ def _add_run_arguments(p: argparse.ArgumentParser, batch: bool) -> None:
     g = p.add_argument_group("run (every strategy)")
     g.add_argument("--strategy", help="chain (default), one-call, population, zero-shot, best-of-n, reflexion, or "
                    "the domain's own (molecules: graph-ga; radiotherapy: optuna)")
-    g.add_argument("--iterations", type=int, help="strategy iterations at most (default: the domain's)")
-    g.add_argument("--seed", type=int)
-    g.add_argument("--temperature", type=float)
-    g.add_argument("--max-tokens", type=int)
-    g.add_argument("--token-budget", type=int, help="stop before the run spends more tokens than this")
-    g.add_argument("--cost-budget", type=float, help="stop before the run spends more USD than this")
-    g.add_argument("--time-budget", type=float, help="wall-clock seconds; checked between iterations")
-    g.add_argument("--llm-call-budget", type=int, help="stop before the run makes more LLM requests than this")
-    g.add_argument("--evaluation-budget", type=int,
+    g.add_argument("--iterations", type=integer(0), help="strategy iterations at most (default: the domain's)")
+    g.add_argument("--seed", type=integer())
+    g.add_argument("--temperature", type=number(0))
+    g.add_argument("--max-tokens", type=integer(1))
+    g.add_argument("--token-budget", type=integer(0), help="stop before the run spends more tokens than this")
+    g.add_argument("--cost-budget", type=number(0), help="stop before the run spends more USD than this")
+    g.add_argument("--time-budget", type=number(0), help="wall-clock seconds; checked between iterations")
+    g.add_argument("--llm-call-budget", type=integer(0), help="stop before the run makes more LLM requests than this")
+    g.add_argument("--evaluation-budget", type=integer(1),
                    help="stop after this many distinct candidates were evaluated (the initial one included)")
     g.add_argument("--quiet", action="store_true", help="no progress lines")
     s = p.add_argument_group("strategy settings (each applies to the strategies named)")
-    s.add_argument("--momentum", type=int, help="chain, one-call, population: past attempts shown (default 3)")
+    s.add_argument("--momentum", type=integer(0), help="chain, one-call, population: past attempts shown (default 3)")
     s.add_argument("--one-call", action="store_true", default=None,
                    help="chain, population: feedback and new value in one LLM call per update")
     s.add_argument("--accept-only-improvements", action="store_true", default=None,
                    help="chain: continue from the best candidate instead of the last one")
-    s.add_argument("--population", type=int, help="population: parents kept per iteration (implies "
+    s.add_argument("--population", type=integer(1), help="population: parents kept per iteration (implies "
                    "--strategy population)")
-    s.add_argument("--proposals", type=int, help="population: children per parent per iteration")
+    s.add_argument("--proposals", type=integer(1), help="population: children per parent per iteration")
     s.add_argument("--merge", action="store_true", default=None, help="population: also propose merges of two parents")
-    s.add_argument("--samples", type=int, help="zero-shot, best-of-n: samples per iteration")
+    s.add_argument("--samples", type=integer(1), help="zero-shot, best-of-n: samples per iteration")
     if batch:
         g.add_argument("--out", default=None, help="directory for the batch (one run directory per instance)")
-        g.add_argument("--workers", type=int, default=8, help="instances optimized at once (LLM calls overlap)")
+        g.add_argument("--workers", type=integer(1), default=8, help="instances optimized at once (LLM calls overlap)")
         g.add_argument("--ray-address", help="run the batch on a Ray cluster ('auto', 'ray://host:10001')")
     else:
         g.add_argument("--run-dir", help="where the run is recorded (default runs/DOMAIN-INSTANCE-TIME)")

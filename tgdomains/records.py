@@ -2,7 +2,8 @@
 
 A step is appended with one write() of a whole line followed by fsync, so a SIGKILL leaves either the complete line
 or a torn tail; reading drops (and truncates away) a torn tail, so a resumed run loses at most the step that was
-being written, and never duplicates one.
+being written, and never duplicates one. When the disk refuses a write (full, failing), the partial line is cut off
+again and `RecordWriteError` says so: the file keeps only complete steps and a resumed run continues from them.
 """
 
 from __future__ import annotations
@@ -18,6 +19,10 @@ from types import MappingProxyType
 from typing import Any
 
 from tgdomains.evaluation import Evaluation
+
+
+class RecordWriteError(OSError):
+    """The run directory refused a write (disk full, I/O error). Everything written before it is intact."""
 
 
 class StepStatus(str, Enum):
@@ -56,6 +61,7 @@ class Step:
     step_s: float = 0.0
     merge_with: int | None = None  # population search: the second parent of a merge child
     rejected: bool = False  # accept-only-improvements: worse than its parent, so the chain went on from the best
+    elapsed_s: float = 0.0  # the run's wall time when this step was written, every session of it together
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "status", StepStatus(self.status))
@@ -80,7 +86,7 @@ class Step:
             "id": self.id, "iteration": self.iteration, "parent": self.parent, "duplicate_of": self.duplicate_of,
             "value": self.value, "evaluation": self.evaluation.to_dict(), "feedback": self.feedback,
             "status": self.status.value, "problem": self.problem, "usage": dict(self.usage),
-            "eval_s": self.eval_s, "step_s": self.step_s,
+            "eval_s": self.eval_s, "step_s": self.step_s, "elapsed_s": self.elapsed_s,
         }
         if self.merge_with is not None:
             d["merge_with"] = self.merge_with
@@ -95,7 +101,8 @@ class Step:
                    value=d["value"], evaluation=Evaluation.from_dict(d["evaluation"]), status=d["status"],
                    parent=d.get("parent"), duplicate_of=d.get("duplicate_of"), feedback=d.get("feedback", ""),
                    problem=d.get("problem", ""), usage=d.get("usage", {}), eval_s=d.get("eval_s", 0.0),
-                   step_s=d.get("step_s", 0.0), merge_with=d.get("merge_with"), rejected=d.get("rejected", False))
+                   step_s=d.get("step_s", 0.0), merge_with=d.get("merge_with"), rejected=d.get("rejected", False),
+                   elapsed_s=d.get("elapsed_s", 0.0))
 
 
 class RunRecord:
@@ -120,8 +127,20 @@ class RunRecord:
         line = (json.dumps(step.to_dict(), ensure_ascii=False, default=_jsonable) + "\n").encode("utf-8", "backslashreplace")
         fd = os.open(self.steps_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
-            os.write(fd, line)
-            os.fsync(fd)
+            size = os.lseek(fd, 0, os.SEEK_END)
+            try:
+                rest = memoryview(line)
+                while rest:  # a nearly full disk may take part of the line
+                    rest = rest[os.write(fd, rest):]
+                os.fsync(fd)
+            except OSError as exc:
+                try:
+                    os.ftruncate(fd, size)  # a partial line followed by later ones would be corruption
+                except OSError:
+                    pass  # then it is a torn tail, which reading cuts off
+                raise RecordWriteError(exc.errno, f"cannot write step {step.id} to {self.steps_path}: "
+                                       f"{exc.strerror or exc}; the {step.id} steps before it are intact: free some "
+                                       f"space (or fix the disk) and continue with --resume {self.dir}") from exc
         finally:
             os.close(fd)
 
@@ -135,12 +154,16 @@ class RunRecord:
             return []
         raw = self.steps_path.read_bytes()
         steps, good_bytes = [], 0
-        for line in raw.splitlines(keepends=True):
+        lines = raw.splitlines(keepends=True)
+        for number, line in enumerate(lines, 1):
             if not line.endswith(b"\n"):
                 break
             try:
                 steps.append(json.loads(line))
             except json.JSONDecodeError:
+                if number < len(lines):  # not a torn tail: cutting here would drop the complete steps after it
+                    raise ValueError(f"{self.steps_path}: line {number} of {len(lines)} is not JSON (the file was "
+                                     "damaged outside tgdomains); it was left as it is") from None
                 break
             good_bytes += len(line)
         if repair and good_bytes < len(raw):
@@ -156,18 +179,30 @@ class RunRecord:
         self.dir.mkdir(parents=True, exist_ok=True)
         self._write_atomic(self.dir / name, data)
 
+    def write_file(self, name: str, data: bytes) -> None:
+        """A binary file of the run directory (instance.pickle), written atomically."""
+        self._replace(self.dir / name, lambda f: f.write(data), "wb")
+
     def read_best(self) -> dict[str, Any] | None:
         path = self.dir / "best.json"
         return json.loads(path.read_text()) if path.exists() else None
 
-    @staticmethod
-    def _write_atomic(path: Path, data: dict[str, Any]) -> None:
+    def _write_atomic(self, path: Path, data: dict[str, Any]) -> None:
+        self._replace(path, lambda f: json.dump(data, f, indent=2, ensure_ascii=False, default=_jsonable), "w")
+
+    def _replace(self, path: Path, write: Any, mode: str) -> None:
+        """Write PATH.tmp, fsync, rename over PATH: a reader sees the old file or the new one, never half of one."""
         tmp = path.with_suffix(path.suffix + ".tmp")
-        with open(tmp, "w", encoding="utf-8", errors="backslashreplace") as f:
-            json.dump(data, f, indent=2, ensure_ascii=False, default=_jsonable)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        try:
+            with open(tmp, mode, **({} if "b" in mode else {"encoding": "utf-8", "errors": "backslashreplace"})) as f:
+                write(f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise RecordWriteError(exc.errno, f"cannot write {path}: {exc.strerror or exc}; the steps are intact: "
+                                   f"free some space (or fix the disk) and continue with --resume {self.dir}") from exc
 
 
 def _jsonable(obj: Any) -> Any:

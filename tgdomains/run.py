@@ -19,6 +19,7 @@ same steps as one that was never killed.
 
 from __future__ import annotations
 
+import math
 import os
 import pickle
 import platform
@@ -37,6 +38,7 @@ from tgdomains.engines.base import BaseEngine, Engine
 from tgdomains.engines.budget import BudgetExceeded, RunEngine
 from tgdomains.evaluation import Evaluation, format_score
 from tgdomains.records import RunRecord, Step, StepStatus
+from tgdomains.runlock import RunLock
 from tgdomains.strategies import make_strategy, setting_names
 from tgdomains.strategies.base import Proposal, Strategy
 
@@ -62,6 +64,12 @@ class RunConfig:
             value = getattr(self, name)
             if value is not None and value < (1 if name == "evaluation_budget" else 0):
                 raise ValueError(f"{name} must be {'>= 1' if name == 'evaluation_budget' else '>= 0'}, got {value}")
+        for name in ("cost_budget", "time_budget_s", "temperature"):
+            value = getattr(self, name)
+            if value is not None and not (value >= 0 and math.isfinite(value)):
+                raise ValueError(f"{name} must be a finite number >= 0, got {value}")
+        if self.max_tokens is not None and self.max_tokens < 1:
+            raise ValueError(f"max_tokens must be >= 1, got {self.max_tokens}")
         return self
 
 
@@ -206,12 +214,23 @@ class Run:
             config.iterations = domain.default_iterations
         self.engine = RunEngine(engine, config.token_budget, config.cost_budget, config.llm_call_budget)
         self.record = RunRecord(run_dir)
-        self.steps: list[Step] = self.record.read_steps() if self.record.exists() else []
+        self.say = printer(progress)
+        # One writer per run directory, from before the steps are read until the run ends (see runlock.py).
+        self.lock = RunLock(self.record.dir).acquire()
+        try:
+            self.steps: list[Step] = self.record.read_steps() if self.record.exists() else []
+        except BaseException:
+            self.lock.release()
+            raise
         if self.steps and not resume:
+            self.lock.release()
             raise FileExistsError(f"{self.record.dir} already holds a run; pass resume=True (--resume) to continue "
                                   "it, or choose another run directory")
+        if self.lock.taken_over:
+            held = self.lock.taken_over
+            self.say(f"took over the lock of {self.record.dir} from pid {held.get('pid')} on {held.get('host')} "
+                     f"(started {held.get('started')}), which ended without releasing it")
         self.meta = meta or {}
-        self.say = printer(progress)
         self._score = evaluate or (lambda value: domain.evaluate(value, instance))
         self._eval_workers = eval_workers
         self._pool: ThreadPoolExecutor | None = None
@@ -219,6 +238,11 @@ class Run:
         self._unrecorded: dict[str, float] = {}  # calls of proposals that a spent budget cut short (no step)
         self.setup: Setup | None = None
         self.started = time.monotonic()
+        self.spent_before = 0.0  # wall time of the earlier sessions of a resumed run (the time budget counts it)
+
+    def elapsed(self) -> float:
+        """The run's wall time so far, every session together (what the time budget limits)."""
+        return self.spent_before + time.monotonic() - self.started
 
     # -- what strategies read -----------------------------------------------------------------------------------
 
@@ -258,10 +282,11 @@ class Run:
             else:
                 self._start(initial_value, constraints or [], examples or [])
             stop_reason = self._loop()
+            return self._finish(stop_reason)
         finally:
             if self._pool is not None:
                 self._pool.shutdown(wait=True, cancel_futures=True)
-        return self._finish(stop_reason)
+            self.lock.release()
 
     def _start(self, initial_value: str | None, constraints: list[str], examples: list[str]) -> None:
         meter = self.meter()
@@ -288,6 +313,8 @@ class Run:
                            self.domain.context(self.instance))
         spent = total_usage(self.steps)
         best_json = self.record.read_best() or {}
+        # best.json's wall_s covers finalize too; steps killed after it carry a later elapsed_s
+        self.spent_before = max(self.steps[-1].elapsed_s, best_json.get("wall_s", 0.0))
         recorded = best_json.get("usage", {})
         if recorded.get("llm_calls", 0) + recorded.get("cache_hits", 0) > spent["llm_calls"] + spent["cache_hits"]:
             spent = {**spent, **{k: recorded[k] for k in _LLM_KEYS if k in recorded}}  # calls no step holds
@@ -323,7 +350,7 @@ class Run:
             return f"iteration budget ({cfg.iterations}) reached"
         if cfg.evaluation_budget is not None and len(self.candidates) >= cfg.evaluation_budget:
             return f"evaluation budget ({cfg.evaluation_budget}) reached"
-        if cfg.time_budget_s is not None and time.monotonic() - self.started >= cfg.time_budget_s:
+        if cfg.time_budget_s is not None and self.elapsed() >= cfg.time_budget_s:
             return f"time budget ({cfg.time_budget_s} s) reached"
         return self.engine.exhausted() or ""
 
@@ -354,7 +381,8 @@ class Run:
                         parent=p.parent, duplicate_of=None if original is None else original.id, feedback=p.feedback,
                         problem=p.problem, usage=p.meter.usage.snapshot() if p.meter is not None else {},
                         eval_s=round(eval_s, 4), step_s=round(time.monotonic() - t0, 4), merge_with=p.merge_with,
-                        rejected=p.gate is not None and not evaluation.better_than(p.gate))
+                        rejected=p.gate is not None and not evaluation.better_than(p.gate),
+                        elapsed_s=round(self.elapsed(), 3))
             self.record.append_step(step)
             self.steps.append(step)
             self._seen.setdefault(step.value, step)
@@ -390,7 +418,7 @@ class Run:
         self.record.write_best({"id": best.id, "iteration": best.iteration, "value": best.value,
                                 "evaluation": best.evaluation.to_dict(), "final": final, "stop_reason": stop_reason,
                                 "usage": usage, "front": front, "strategy": self.strategy.name,
-                                "wall_s": round(time.monotonic() - self.started, 3)})
+                                "wall_s": round(self.elapsed(), 3)})
         self.say(f"stopped: {stop_reason}; best #{best.id} (iteration {best.iteration}) "
                  f"score={format_score(best.score)} passed={best.evaluation.passed}; "
                  f"{usage['evaluations']} evaluations, {usage['llm_calls']} LLM calls, {usage['cache_hits']} cache "
@@ -407,9 +435,7 @@ class Run:
             data = pickle.dumps(self.instance)
         except Exception:  # an unpicklable instance: resume(run_dir) then needs instance=
             return
-        tmp = self.record.dir / (INSTANCE_FILE + ".tmp")
-        tmp.write_bytes(data)
-        os.replace(tmp, self.record.dir / INSTANCE_FILE)
+        self.record.write_file(INSTANCE_FILE, data)
 
 
 # -- helpers --------------------------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from domains.molecules.docking import (
 )
 from domains.molecules.evaluator import MoleculeEvaluator, MoleculeTask
 from domains.molecules.objective import Objective
+from tgdomains.argtypes import integer, number
 from tgdomains.domain import BaseDomain, ParseError, Start
 from tgdomains.evaluation import Evaluation
 
@@ -63,23 +64,23 @@ class MoleculesDomain(BaseDomain):
             group.add_argument("--smiles", default=None, help="the molecule `evaluate` scores (default: the start)")
         group.add_argument("--backend", choices=BACKENDS, default=DEFAULT_BACKEND,
                            help="docking backend (default %(default)s, the published pipeline)")
-        group.add_argument("--exhaustiveness", type=int, default=DEFAULT_EXHAUSTIVENESS,
+        group.add_argument("--exhaustiveness", type=integer(1, 64), default=DEFAULT_EXHAUSTIVENESS,
                            help="Vina search effort (default %(default)s, as published)")
-        group.add_argument("--docking-seed", type=int, default=DEFAULT_SEED,
+        group.add_argument("--docking-seed", type=integer(), default=DEFAULT_SEED,
                            help="seed for 3D embedding and the Vina search (default %(default)s, dockstring's)")
-        group.add_argument("--target-score", type=float, default=None,
+        group.add_argument("--target-score", type=number(), default=None,
                            help="stop when score = −(Vina + (1 − QED)) reaches this, e.g. 9 (default: never)")
         group.add_argument("--docking-cache", default=None,
                            help="docking cache directory (default $TGDOMAINS_CACHE_DIR/docking, i.e. ~/.cache/tgdomains/docking)")
-        group.add_argument("--docking-workers", type=int, default=None, help="docking processes (default: CPU cores)")
-        group.add_argument("--vina-weight", type=float, default=1.0, help="weight of the Vina term (default 1)")
-        group.add_argument("--qed-weight", type=float, default=1.0, help="weight of the 1 − QED term (default 1)")
-        group.add_argument("--mw-min", type=float, default=None, help="constraint: lowest molecular weight, g/mol")
-        group.add_argument("--mw-max", type=float, default=None, help="constraint: highest molecular weight, g/mol")
-        group.add_argument("--sa-max", type=float, default=None, help="constraint: highest SA score (1-10)")
+        group.add_argument("--docking-workers", type=integer(1), default=None, help="docking processes (default: CPU cores)")
+        group.add_argument("--vina-weight", type=number(0), default=1.0, help="weight of the Vina term (default 1)")
+        group.add_argument("--qed-weight", type=number(0), default=1.0, help="weight of the 1 − QED term (default 1)")
+        group.add_argument("--mw-min", type=number(0), default=None, help="constraint: lowest molecular weight, g/mol")
+        group.add_argument("--mw-max", type=number(0), default=None, help="constraint: highest molecular weight, g/mol")
+        group.add_argument("--sa-max", type=number(1, 10), default=None, help="constraint: highest SA score (1-10)")
         group.add_argument("--no-pains", action="store_true", help="constraint: no PAINS alerts")
         group.add_argument("--reference", default=None, help="constraint: SMILES the molecule must stay similar to")
-        group.add_argument("--min-similarity", type=float, default=None,
+        group.add_argument("--min-similarity", type=number(0, 1), default=None,
                            help="constraint: lowest Tanimoto similarity to --reference")
 
     def load(self, args: dict[str, Any]) -> MoleculeTask:

@@ -22,7 +22,7 @@ from fault_helpers import check_record, complete_lines  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 MIN_KILLS = 20
-TIMING_FIELDS = ("eval_s", "step_s")  # the only fields a kill may change: they are wall-clock times
+TIMING_FIELDS = ("eval_s", "step_s", "elapsed_s")  # the only fields a kill may change: they are wall-clock times
 
 
 def _comparable(steps):

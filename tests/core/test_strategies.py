@@ -130,8 +130,8 @@ def test_resume_from_the_run_directory_alone(name, tmp_path):
     whole = optimize(ArithmeticDomain(), TARGET, engine=HashEngine(False), strategy=name, run_dir=tmp_path / "w",
                      progress=False, **{**STRATEGIES[name], "iterations": 4})
     assert more.strategy == name and more.steps[:len(first.steps)] == first.steps
-    assert [s.to_dict() | {"eval_s": 0, "step_s": 0} for s in more.steps] == \
-        [s.to_dict() | {"eval_s": 0, "step_s": 0} for s in whole.steps]
+    assert [s.to_dict() | {"eval_s": 0, "step_s": 0, "elapsed_s": 0} for s in more.steps] == \
+        [s.to_dict() | {"eval_s": 0, "step_s": 0, "elapsed_s": 0} for s in whole.steps]
     assert not set(domain.evaluated) & {s.value for s in first.steps}  # nothing evaluated twice
 
 
@@ -189,5 +189,5 @@ def test_sigkill_and_resume_lose_no_step(name, tmp_path):
     assert len(kills) >= 3, kills
     if width(name) == 1:  # one proposal per iteration: nothing in flight is half-written, so the whole run is
         reference = strategy_worker.run(str(tmp_path / "reference"), name, jitter=False)  # the unkilled one
-        timing = {"eval_s": 0, "step_s": 0}
+        timing = {"eval_s": 0, "step_s": 0, "elapsed_s": 0}
         assert [s.to_dict() | timing for s in steps] == [s.to_dict() | timing for s in reference.steps]

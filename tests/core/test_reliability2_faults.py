@@ -117,6 +117,7 @@ def test_concurrent_async_calls_on_one_engine_survive_a_faulty_endpoint():
     assert faults >= 10 and engine.usage.failures == faults
     assert engine.usage.calls == 24 == server.counts["ok"] + server.counts["latency"]
     assert engine.usage.prompt_tokens == server.delivered["prompt_tokens"]
+    print(f"\nasync: 24 concurrent calls, {faults} faults in {len(server.served)} requests")
 
 
 # -- Ray --------------------------------------------------------------------------------------------------------

@@ -28,7 +28,8 @@ def kill_until_done(argv: list[str], steps_path: Path, rng: random.Random, *, ma
                                 text=True, env={**os.environ, **(env or {})})
         try:
             assert proc.stdout.readline().strip() == "ready", proc.stderr.read()[-3000:]
-            proc.wait(timeout=rng.uniform(0.0, max_delay_s))
+            # later kills wait longer, so a start that must redo slow setup (a sandbox, docking workers) finishes
+            proc.wait(timeout=rng.uniform(0.0, max_delay_s * (1 + 0.2 * len(kills))))
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.communicate(timeout=60)

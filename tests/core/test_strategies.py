@@ -8,7 +8,6 @@ ArithmeticDomain.
 from __future__ import annotations
 
 import random
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -19,7 +18,7 @@ FAULTS = Path(__file__).resolve().parents[1] / "faults"
 sys.path.insert(0, str(FAULTS))
 import strategy_worker  # noqa: E402
 from arithmetic_domain import ArithmeticDomain  # noqa: E402
-from fault_helpers import complete_lines  # noqa: E402
+from kill_loop import growing_delay, kill_until_done  # noqa: E402
 from strategy_worker import STRATEGIES, TARGET, HashEngine  # noqa: E402
 
 from tgdomains import strategies  # noqa: E402
@@ -147,40 +146,14 @@ def test_another_strategy_can_continue_a_record(tmp_path):
 # -- kill at any point ----------------------------------------------------------------------------------------
 
 
-def _kill_until_done(run_dir: Path, name: str, rng: random.Random, deadline: float) -> list[int]:
-    kills, before = [], []
-    for _ in range(60):
-        assert time.monotonic() < deadline, f"{name}: ran out of time after {len(kills)} kills"
-        proc = subprocess.Popen([sys.executable, str(FAULTS / "strategy_worker.py"), str(run_dir), name], cwd=ROOT,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        try:
-            assert proc.stdout.readline().strip() == "ready", proc.stderr.read()
-            # mostly mid-run, sometimes at once; later kills wait longer, so a loaded machine still finishes
-            proc.wait(timeout=0.0 if rng.random() < 0.1 else rng.uniform(0.0, 0.1) * (1 + len(kills) / 8))
-        except subprocess.TimeoutExpired:
-            proc.kill()  # SIGKILL
-            proc.communicate(timeout=30)
-            steps, _ = complete_lines(run_dir / "steps.jsonl")
-            assert [s["id"] for s in steps] == list(range(len(steps)))
-            assert steps[:len(before)] == before, f"{name}: a complete step was lost or rewritten"
-            before = steps
-            kills.append(len(steps))
-            continue
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.communicate(timeout=30)
-        out, err = proc.communicate(timeout=30)
-        assert proc.returncode == 0 and "done" in out, err[-2000:]
-        return kills
-    raise AssertionError(f"the {name} run never finished")
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("name", NAMES)
 def test_sigkill_and_resume_lose_no_step(name, tmp_path):
     rng = random.Random(f"kill-{name}")
-    kills = _kill_until_done(tmp_path / "killed", name, rng, time.monotonic() + 120)
+    # mostly mid-run, sometimes at once; later kills wait longer, so a loaded machine still finishes
+    kills = kill_until_done([str(FAULTS / "strategy_worker.py"), str(tmp_path / "killed"), name],
+                            tmp_path / "killed" / "steps.jsonl", rng, deadline_s=120, starts=60,
+                            delay=growing_delay(0.1, growth=1 / 8, at_once=0.1))
     steps = RunRecord(tmp_path / "killed").read_steps(repair=False)
     check_tree(steps)
     best = RunRecord(tmp_path / "killed").read_best()

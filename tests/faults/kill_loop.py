@@ -15,10 +15,26 @@ from fault_helpers import complete_lines
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def kill_until_done(argv: list[str], steps_path: Path, rng: random.Random, *, max_delay_s: float,
-                    deadline_s: float = 240, starts: int = 40, env: dict[str, str] | None = None) -> list[int]:
+def growing_delay(max_delay_s: float, growth: float = 0.2, at_once: float = 0.0):
+    """A kill delay policy: uniform in [0, max_delay_s], stretched by `growth` per kill so far (a start that must
+    redo slow setup, or a loaded machine, still finishes); with probability `at_once`, no delay at all (a kill
+    while run.json or step 0 is being written)."""
+
+    def delay(rng: random.Random, kills: int) -> float:
+        if at_once and rng.random() < at_once:
+            return 0.0
+        return rng.uniform(0.0, max_delay_s) * (1 + growth * kills)
+
+    return delay
+
+
+def kill_until_done(argv: list[str], steps_path: Path, rng: random.Random, *, max_delay_s: float = 0.0,
+                    delay=None, deadline_s: float = 240, starts: int = 40,
+                    env: dict[str, str] | None = None) -> list[int]:
     """Run `python argv...`, kill it after a random delay (after its "ready" line), again and again; after every
-    kill the complete steps must extend those seen before. Returns the number of complete steps at each kill."""
+    kill the complete steps must extend those seen before, with ids 0..n. Returns the number of complete steps at
+    each kill. `delay(rng, kills_so_far)` picks each delay (default: `growing_delay(max_delay_s)`)."""
+    delay = delay or growing_delay(max_delay_s)
     kills: list[int] = []
     prev: list[dict] = []
     deadline = time.monotonic() + deadline_s
@@ -28,8 +44,7 @@ def kill_until_done(argv: list[str], steps_path: Path, rng: random.Random, *, ma
                                 text=True, env={**os.environ, **(env or {})})
         try:
             assert proc.stdout.readline().strip() == "ready", proc.stderr.read()[-3000:]
-            # later kills wait longer, so a start that must redo slow setup (a sandbox, docking workers) finishes
-            proc.wait(timeout=rng.uniform(0.0, max_delay_s * (1 + 0.2 * len(kills))))
+            proc.wait(timeout=delay(rng, len(kills)))
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.communicate(timeout=60)

@@ -15,26 +15,32 @@ from fault_helpers import complete_lines
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def growing_delay(max_delay_s: float, growth: float = 0.2, at_once: float = 0.0):
-    """A kill delay policy: uniform in [0, max_delay_s], stretched by `growth` per kill so far (a start that must
-    redo slow setup, or a loaded machine, still finishes); with probability `at_once`, no delay at all (a kill
-    while run.json or step 0 is being written)."""
-
-    def delay(rng: random.Random, kills: int) -> float:
-        if at_once and rng.random() < at_once:
-            return 0.0
-        return rng.uniform(0.0, max_delay_s) * (1 + growth * kills)
-
-    return delay
+def _complete_count(path: Path) -> int:
+    return path.read_bytes().count(b"\n") if path.exists() else 0
 
 
-def kill_until_done(argv: list[str], steps_path: Path, rng: random.Random, *, max_delay_s: float = 0.0,
-                    delay=None, deadline_s: float = 240, starts: int = 40,
-                    env: dict[str, str] | None = None) -> list[int]:
-    """Run `python argv...`, kill it after a random delay (after its "ready" line), again and again; after every
-    kill the complete steps must extend those seen before, with ids 0..n. Returns the number of complete steps at
-    each kill. `delay(rng, kills_so_far)` picks each delay (default: `growing_delay(max_delay_s)`)."""
-    delay = delay or growing_delay(max_delay_s)
+def wait_to_kill(proc: subprocess.Popen, steps_path: Path, rng: random.Random, *, most_new_steps: int = 2,
+                 jitter_s: float = 0.05, at_once: float = 0.1, poll_s: float = 0.005) -> bool:
+    """Wait for the moment to kill `proc`: after it has written a random number (0..most_new_steps) of new complete
+    steps, then a random jitter (mid-step: inside an LLM call, an evaluation or a write); with probability
+    `at_once`, right away (while run.json or the first step is written). Counting steps instead of seconds puts
+    the kills mid-run on a fast machine and on a loaded one alike. True: still running, kill it now."""
+    if rng.random() < at_once:
+        return proc.poll() is None
+    target = _complete_count(steps_path) + rng.randint(0, most_new_steps)
+    while proc.poll() is None:
+        if _complete_count(steps_path) >= target:
+            time.sleep(rng.uniform(0.0, jitter_s))
+            return proc.poll() is None
+        time.sleep(poll_s)
+    return False
+
+
+def kill_until_done(argv: list[str], steps_path: Path, rng: random.Random, *, jitter_s: float = 0.05,
+                    most_new_steps: int = 2, deadline_s: float = 240, starts: int = 40, env: dict[str, str] | None = None) -> list[int]:
+    """Run `python argv...`, SIGKILL it at a random moment (after its "ready" line, see `wait_to_kill`), again and
+    again; after every kill the complete steps must extend those seen before, with ids 0..n. Returns the number
+    of complete steps at each kill."""
     kills: list[int] = []
     prev: list[dict] = []
     deadline = time.monotonic() + deadline_s
@@ -44,16 +50,15 @@ def kill_until_done(argv: list[str], steps_path: Path, rng: random.Random, *, ma
                                 text=True, env={**os.environ, **(env or {})})
         try:
             assert proc.stdout.readline().strip() == "ready", proc.stderr.read()[-3000:]
-            proc.wait(timeout=delay(rng, len(kills)))
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.communicate(timeout=60)
-            steps, _ = complete_lines(steps_path)
-            assert [s["id"] for s in steps] == list(range(len(steps)))
-            assert steps[:len(prev)] == prev, "a complete step was lost or rewritten"
-            prev = steps
-            kills.append(len(steps))
-            continue
+            if wait_to_kill(proc, steps_path, rng, most_new_steps=most_new_steps, jitter_s=jitter_s):
+                proc.kill()
+                proc.communicate(timeout=60)
+                steps, _ = complete_lines(steps_path)
+                assert [s["id"] for s in steps] == list(range(len(steps)))
+                assert steps[:len(prev)] == prev, "a complete step was lost or rewritten"
+                prev = steps
+                kills.append(len(steps))
+                continue
         finally:
             if proc.poll() is None:
                 proc.kill()
@@ -72,7 +77,7 @@ def essentials(step: dict) -> list:
             step["feedback"], step["problem"], step["usage"], ev["score"], metrics, ev["passed"], ev["text"]]
 
 
-def check_domain_kill_resume(domain: str, tmp_path: Path, *, max_delay_s: float, min_kills: int = 3,
+def check_domain_kill_resume(domain: str, tmp_path: Path, *, jitter_s: float = 0.05, min_kills: int = 2,
                              env: dict[str, str] | None = None, seed: int = 0) -> list[int]:
     """A run of tests/faults/domain_kill_worker.py for DOMAIN, SIGKILLed and resumed until it ends, writes the
     steps (and best.json's choice) of the same run never killed."""
@@ -83,7 +88,7 @@ def check_domain_kill_resume(domain: str, tmp_path: Path, *, max_delay_s: float,
     assert done.returncode == 0, done.stderr[-3000:]
     killed = tmp_path / "killed"
     kills = kill_until_done([worker, domain, str(killed)], killed / "steps.jsonl", random.Random(f"{domain}{seed}"),
-                            max_delay_s=max_delay_s, env=env)
+                            jitter_s=jitter_s, env=env)
     assert len(kills) >= min_kills, kills
     steps, torn = complete_lines(killed / "steps.jsonl")
     expected, _ = complete_lines(reference / "steps.jsonl")

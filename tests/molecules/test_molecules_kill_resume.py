@@ -13,5 +13,5 @@ from kill_loop import check_domain_kill_resume  # noqa: E402
 @pytest.mark.slow
 def test_a_sigkilled_molecules_run_resumes_to_the_steps_of_an_unkilled_one(tmp_path):
     # the reference run docks each molecule once; the killed run reads its docking cache, as a resumed run does
-    check_domain_kill_resume("molecules", tmp_path, max_delay_s=4.0, min_kills=2,
-                             env={"TGDOMAINS_DOCKING_CACHE": str(tmp_path / "docking")})
+    check_domain_kill_resume("molecules", tmp_path, min_kills=2,
+                             env={"TGDOMAINS_CACHE_DIR": str(tmp_path / "cache")})

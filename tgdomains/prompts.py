@@ -107,6 +107,13 @@ REPEATED_NOTE = (
     f"<{TAG}></{TAG}>."
 )
 
+# Opens what the optimizer reads when earlier proposals from the same value were unusable: without it the request is
+# byte-identical to the one that failed, and at temperature 0 the model writes the same unusable reply again.
+UNUSABLE_NOTE = (
+    "Note: {count} earlier proposal(s) from this value could not be used; the last one: {problem}. Write a "
+    "different value that satisfies the required format and the constraints.\n\n"
+)
+
 CUT_OFF_NOTE = (
     "\n\nYour previous reply was cut off at the token limit ({limit}) before the value was complete; it ended "
     "with:\n{tail}\nWrite a shorter complete value (no explanation, no comments, no tests or examples) inside "

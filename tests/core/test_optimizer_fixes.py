@@ -186,3 +186,32 @@ def test_reflexion_is_decoded_under_the_reply_grammar(tmp_path):
     optimize(ArithmeticDomain(), Target("t", 24), engine=engine, strategy="reflexion", run_dir=tmp_path / "r",
              iterations=1, **quiet())
     assert "IMPROVED_VARIABLE" in engine.requests[0]["reply_format"]["grammar"]
+
+
+# -- unusable proposals ----------------------------------------------------------------------------------------------
+
+
+def test_after_an_unusable_proposal_the_chain_names_it_samples_above_zero_and_reuses_the_feedback(tmp_path):
+    # iteration 1: feedback, then an unusable step reply and an unusable repair; iteration 2 must not send the request
+    # that failed again (at temperature 0 the model would write the same reply) nor pay for the same feedback twice
+    domain = ArithmeticDomain()
+    engine = ScriptedEngine(["make it 24", tagged("2 *"), tagged("2 * *"), tagged("3 * 8")])
+    result = optimize(domain, Target("t", 24), engine=engine, run_dir=tmp_path / "r", iterations=2, **quiet())
+    assert [s.status for s in result.steps] == ["initial", "failed", "updated"] and result.passed
+    first_step, _repair, second_step = engine.requests[1:]
+    assert first_step["temperature"] == 0.0 and second_step["temperature"] > 0
+    assert "1 earlier proposal(s) from this value could not be used" in last_user(second_step)
+    assert "not an integer arithmetic expression" in last_user(second_step)
+    assert "make it 24" in last_user(second_step)  # the reused feedback
+    assert result.usage["llm_calls"] == 4 and result.steps[1].feedback == "make it 24"
+
+
+def test_the_unusable_note_counts_every_unusable_proposal_from_the_parent(tmp_path):
+    domain = ArithmeticDomain()
+    engine = ScriptedEngine([tagged("("), tagged("("), tagged(")"), tagged(")"), tagged("3 * 8")])
+    result = optimize(domain, Target("t", 24), engine=engine, run_dir=tmp_path / "r", iterations=3, one_call=True,
+                      **quiet())
+    assert [s.status for s in result.steps] == ["initial", "failed", "failed", "updated"]
+    third = engine.requests[-1]
+    assert "2 earlier proposal(s) from this value could not be used" in last_user(third)
+    assert third["temperature"] == 1.0  # the second retry samples hotter

@@ -52,7 +52,8 @@ def test_same_candidate_is_never_scored_twice(tmp_path):
 
 
 def test_unusable_replies_keep_the_value_and_are_counted(tmp_path):
-    engine = ScriptedEngine(["fb", "no tags", "still no tags", "fb", tagged("4 * 6")])
+    # the second iteration reuses the first one's feedback (same parent, same evaluation): no second backward call
+    engine = ScriptedEngine(["fb", "no tags", "still no tags", tagged("4 * 6")])
     result = optimize(ArithmeticDomain(), Target("t", 24), engine=engine, run_dir=tmp_path / "r", **_quiet())
     assert result.steps[1].status == "failed" and result.steps[1].value == "1 + 1"
     assert result.usage["unusable_replies"] == 1 and result.passed

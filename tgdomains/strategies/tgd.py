@@ -18,12 +18,12 @@ import random
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
-from tgdomains import pareto
+from tgdomains import pareto, prompts
 from tgdomains.engines.budget import BudgetExceeded
 from tgdomains.evaluation import finite_or_none, format_score
 from tgdomains.grammar import reply_format_for
 from tgdomains.loss import evaluation_loss
-from tgdomains.optimizer import TGD, Attempt
+from tgdomains.optimizer import _REPEAT_TEMPERATURES, TGD, Attempt
 from tgdomains.records import Step, StepStatus
 from tgdomains.strategies.base import Proposal, Strategy
 from tgdomains.strategies.sampling import gist_of, seen_values
@@ -32,11 +32,17 @@ from tgdomains.variable import Variable
 if TYPE_CHECKING:
     from tgdomains.run import Meter, Run
 
+_PROBLEM_CHARS = 300  # of an unusable proposal's problem quoted in the next request
 _EVAL_LINE = 160  # characters of a sibling's evaluation shown in momentum: what it scored, not the whole report
 
 
 def feedback_for(run: Run, parent: Step, meter: Meter, seed: int) -> str | None:
-    """The parent's feedback from its own evaluation; None when a spent budget refused the call."""
+    """The parent's feedback from its own evaluation; None when a spent budget refused the call. After an unusable
+    proposal from `parent` the feedback it was given is reused: the same evaluation gets the same critique, so a
+    second backward call would only spend the budget."""
+    earlier = [s for s in _unusable_children(run, parent) if s.feedback and s.merge_with is None]
+    if earlier:
+        return earlier[-1].feedback
     x = Variable(parent.value, run.setup.role, requires_grad=True)
     ev = parent.evaluation
     try:
@@ -52,12 +58,19 @@ def tgd_child(run: Run, parent: Step, *, feedback: str, meter: Meter, seed: int,
               memory: list[Attempt], one_call: bool, examples: list[str] | None = None, note: str = "") -> Proposal:
     """One TGD step from `parent` (with `feedback`, or from its evaluation in one-call mode). `note` opens what the
     optimizer reads (e.g. that the last change made things worse). A proposal repeating a value the run already
-    evaluated is re-asked (TGD's `avoid`), so no evaluation is spent on it."""
+    evaluated is re-asked (TGD's `avoid`), so no evaluation is spent on it. After unusable proposals from `parent`
+    the request names the last one's problem and is sampled above temperature 0, so it is not the request that
+    failed again."""
     cfg = run.config
+    temperature = cfg.temperature
+    unusable = _unusable_children(run, parent)
+    if unusable:
+        note += prompts.UNUSABLE_NOTE.format(count=len(unusable), problem=_cut(unusable[-1].problem, _PROBLEM_CHARS))
+        temperature = max(temperature, _REPEAT_TEMPERATURES[min(len(unusable), len(_REPEAT_TEMPERATURES)) - 1])
     x = Variable(parent.value, run.setup.role, requires_grad=True)
     opt = TGD([x], meter, constraints=run.setup.constraints, examples=examples or run.setup.examples,
               momentum=momentum, context=run.setup.context, validate=run.parse, one_call=one_call,
-              temperature=cfg.temperature, max_tokens=cfg.max_tokens, seed=seed, avoid=seen_values(run),
+              temperature=temperature, max_tokens=cfg.max_tokens, seed=seed, avoid=seen_values(run),
               reply_format=reply_format_for(run.domain, run.instance))
     for attempt in memory:
         opt.remember(x, attempt)
@@ -69,7 +82,20 @@ def tgd_child(run: Run, parent: Step, *, feedback: str, meter: Meter, seed: int,
     status = StepStatus(report.status)
     if status is StepStatus.UPDATED and x.value == parent.value:
         status = StepStatus.UNCHANGED
-    return Proposal(x.value, parent.id, feedback=report.feedback, status=status, problem=report.problem, meter=meter)
+    # the feedback as the backward call wrote it (without `note`), so that it can be reused from this step
+    used = report.feedback if one_call else (feedback or report.feedback)
+    return Proposal(x.value, parent.id, feedback=used, status=status, problem=report.problem, meter=meter)
+
+
+def _unusable_children(run: Run, parent: Step) -> list[Step]:
+    """The steps whose proposal from `parent` gave no new value (unusable, or still a repeat after the re-asks),
+    oldest first."""
+    return [s for s in run.steps if s.parent == parent.id and s.status in (StepStatus.FAILED, StepStatus.UNCHANGED)]
+
+
+def _cut(text: str, limit: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 @dataclass

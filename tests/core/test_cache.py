@@ -114,3 +114,16 @@ def test_a_locked_cache_is_skipped_with_a_warning_and_the_reply_comes_from_the_e
         holder.rollback()
         holder.close()
     assert CachedEngine(ScriptedEngine([]), path).generate(MSG).text == "stored"  # nothing was lost
+
+
+def test_the_reply_cache_lives_under_the_one_cache_root_at_the_same_path_as_before(monkeypatch, tmp_path):
+    from pathlib import Path
+
+    from tgdomains.caches import cache_dir
+    from tgdomains.engines.cache import default_cache_path
+
+    monkeypatch.setenv("TGDOMAINS_CACHE_DIR", str(tmp_path))
+    assert default_cache_path() == tmp_path / "llm_cache.sqlite"
+    assert default_cache_path().parent == cache_dir("docking").parent
+    monkeypatch.delenv("TGDOMAINS_CACHE_DIR")
+    assert default_cache_path() == Path.home() / ".cache" / "tgdomains" / "llm_cache.sqlite"

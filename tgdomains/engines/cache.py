@@ -21,14 +21,15 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from tgdomains.caches import cache_root
 from tgdomains.engines.base import BaseEngine, Completion, Engine, Request, Usage, key_of
 
 _COLUMNS = "key TEXT PRIMARY KEY, request TEXT, text TEXT, prompt_tokens INT, completion_tokens INT"
 
 
 def default_cache_path() -> Path:
-    root = os.environ.get("TGDOMAINS_CACHE_DIR") or Path.home() / ".cache" / "tgdomains"
-    return Path(root) / "llm_cache.sqlite"
+    """``$TGDOMAINS_CACHE_DIR/llm_cache.sqlite`` (the root every cache shares, see `tgdomains.caches`)."""
+    return cache_root() / "llm_cache.sqlite"
 
 
 class CacheWarning(UserWarning):

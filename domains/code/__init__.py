@@ -3,7 +3,8 @@
     from domains import code
     problems = code.load_problems()                 # the shipped hard set; or any supported file
     problem = code.find_problem(problems, "trapping-rain-water")
-    ev = code.evaluate(program_text, problem)       # sandboxed visible tests -> Evaluation
+    domain = code.CodeDomain()                      # owns the sandbox (started on the first evaluation)
+    ev = domain.evaluate(program_text, problem)     # sandboxed visible tests -> Evaluation
     result = code.optimize(problem, engine=engine, iterations=5)
     result.best_value, result.final["hidden_pass_rate"]
 """
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from domains.code.evaluator import evaluate, hidden_verdict, parse_candidate
+from domains.code.evaluator import CodeEvaluator, parse_candidate
 from domains.code.problems import (
     Problem,
     find_problem,
@@ -29,8 +30,8 @@ if TYPE_CHECKING:
     from tgdomains.run import RunResult
 
 __all__ = ["Problem", "TestCase", "Sandbox", "Limits", "load_problems", "load_textgrad_leetcode",
-           "load_reflexion_leetcode", "load_humaneval_plus", "load_own_format", "find_problem", "evaluate",
-           "hidden_verdict", "parse_candidate", "optimize", "CodeDomain"]
+           "load_reflexion_leetcode", "load_humaneval_plus", "load_own_format", "find_problem", "CodeEvaluator",
+           "parse_candidate", "optimize", "CodeDomain"]
 
 
 def optimize(problem: Problem, *, engine: Engine | None = None, strategy: str = "chain",

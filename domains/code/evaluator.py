@@ -1,9 +1,10 @@
 """Score a program on a problem's visible tests in the sandbox, and give the hidden-test verdict at the end.
 
-score = fraction of visible tests passed; passed = every visible test passes. The loss text lists failing tests first
-(input, expected, got or error). Hidden tests are only counted by `hidden_verdict`: their inputs and outputs never
-appear in any text this module writes, and they run on a worker that is stopped right after, so no later candidate
-runs where they have been. Whether a test passes is decided in this process (sandbox.py), never in the sandbox.
+`CodeEvaluator(problem, sandbox)`: score = fraction of visible tests passed; passed = every visible test passes. The
+loss text lists failing tests first (input, expected, got or error). Hidden tests are only counted by
+`hidden_verdict`: their inputs and outputs never appear in any text this module writes, and they run on a worker
+that is stopped right after, so no later candidate runs where they have been. Whether a test passes is decided in
+this process (sandbox.py), never in the sandbox. Parsing a reply into a program is here too (`parse_candidate`).
 """
 
 from __future__ import annotations
@@ -13,10 +14,11 @@ import io
 import re
 import tokenize
 from collections import Counter
+from dataclasses import dataclass
 from typing import Any
 
 from domains.code.problems import Problem
-from domains.code.sandbox import ExecutionResult, Sandbox, TestResult, shared_sandbox
+from domains.code.sandbox import ExecutionResult, Sandbox, TestCase, TestResult
 from tgdomains.domain import ParseError
 from tgdomains.evaluation import Evaluation
 from tgdomains.parsing import fenced_blocks, tagged_blocks
@@ -176,51 +178,64 @@ def _is_test_statement(node: ast.stmt, entry_point: str) -> bool:
 # ---------------------------------------------------------------- evaluation
 
 
-def run_tests(code: str, problem: Problem, tests: list, sandbox: Sandbox | None = None, *,
-              retire_worker: bool = False) -> ExecutionResult:
-    return (sandbox or shared_sandbox()).run(code, problem.entry_point, tests, atol=problem.atol,
+@dataclass
+class CodeEvaluator:
+    """Scores programs for one problem on `sandbox` (the domain's, shared by all its evaluators and started once).
+
+    `evaluate` runs the visible tests; `hidden_verdict` the hidden ones, on a worker that sees no other job."""
+
+    problem: Problem
+    sandbox: Sandbox
+
+    def run_tests(self, code: str, tests: list[TestCase], sandbox: Sandbox | None = None, *,
+                  retire_worker: bool = False) -> ExecutionResult:
+        return (sandbox or self.sandbox).run(code, self.problem.entry_point, tests, atol=self.problem.atol,
                                              retire_worker=retire_worker)
 
+    def evaluate(self, code: str) -> Evaluation:
+        """Run `code` on the visible tests in the sandbox (never raises for a bad program)."""
+        problem = self.problem
+        result = self.run_tests(code, problem.visible_tests)
+        lines = code_lines(code)
+        total = len(problem.visible_tests)
+        details: dict[str, Any] = {"load_status": result.load_status, "load_error": result.load_error,
+                                   "tests": [_shown(t) for t in result.tests], "sandbox_s": result.time_s}
+        if not result.loaded:
+            metrics = {"visible_pass_rate": 0.0, "visible_passed": 0, "visible_total": total, "code_lines": lines}
+            return Evaluation(score=0.0, metrics=metrics, passed=False, valid=False,
+                              text=_load_failure_text(result, problem), details=details)
+        passed = result.passed
+        rate = passed / total if total else 0.0
+        metrics = {"visible_pass_rate": rate, "visible_passed": passed, "visible_total": total, "code_lines": lines,
+                   "max_test_s": max((t.time_s for t in result.tests), default=0.0)}
+        return Evaluation(score=rate, metrics=metrics, passed=total > 0 and passed == total, valid=True,
+                          text=_loss_text(result, total), details=details)
 
-def evaluate(code: str, problem: Problem, *, sandbox: Sandbox | None = None) -> Evaluation:
-    """Run `code` on the visible tests of `problem` in the sandbox (never raises for a bad program)."""
-    result = run_tests(code, problem, problem.visible_tests, sandbox)
-    lines = code_lines(code)
-    total = len(problem.visible_tests)
-    details: dict[str, Any] = {"load_status": result.load_status, "load_error": result.load_error,
-                               "tests": [_shown(t) for t in result.tests], "sandbox_s": result.time_s}
-    if not result.loaded:
-        metrics = {"visible_pass_rate": 0.0, "visible_passed": 0, "visible_total": total, "code_lines": lines}
-        return Evaluation(score=0.0, metrics=metrics, passed=False, valid=False,
-                          text=_load_failure_text(result, problem), details=details)
-    passed = result.passed
-    rate = passed / total if total else 0.0
-    metrics = {"visible_pass_rate": rate, "visible_passed": passed, "visible_total": total, "code_lines": lines,
-               "max_test_s": max((t.time_s for t in result.tests), default=0.0)}
-    return Evaluation(score=rate, metrics=metrics, passed=total > 0 and passed == total, valid=True,
-                      text=_loss_text(result, total), details=details)
+    def hidden_verdict(self, code: str, *, hidden_sandbox: Sandbox | None = None) -> dict[str, Any]:
+        """Counts on the hidden tests (never their contents), plus the visible ones, for the run record.
 
-
-def hidden_verdict(code: str, problem: Problem, *, sandbox: Sandbox | None = None) -> dict[str, Any]:
-    """Counts on the hidden tests (never their contents), plus the visible ones, for the run record."""
-    visible = run_tests(code, problem, problem.visible_tests, sandbox)
-    verdict: dict[str, Any] = {"visible_passed": visible.passed, "visible_total": len(problem.visible_tests),
-                               "visible_pass_rate": visible.passed / len(problem.visible_tests)
-                               if problem.visible_tests else None}
-    hidden = problem.hidden()
-    if not hidden:
-        verdict.update(hidden_passed=0, hidden_total=0, hidden_pass_rate=None,
-                       hidden_note="this problem file has no hidden tests")
+        The hidden tests run on `hidden_sandbox`, whose worker is stopped right after; by default on a sandbox of
+        its own with the same limits, so the evaluator's sandbox never sees a hidden test."""
+        problem = self.problem
+        visible = self.run_tests(code, problem.visible_tests)
+        verdict: dict[str, Any] = {"visible_passed": visible.passed, "visible_total": len(problem.visible_tests),
+                                   "visible_pass_rate": visible.passed / len(problem.visible_tests)
+                                   if problem.visible_tests else None}
+        hidden = problem.hidden()
+        if not hidden:
+            verdict.update(hidden_passed=0, hidden_total=0, hidden_pass_rate=None,
+                           hidden_note="this problem file has no hidden tests")
+            return verdict
+        if hidden_sandbox is None:
+            with Sandbox(self.sandbox.limits, use_bubblewrap=self.sandbox.use_bubblewrap) as private:
+                result = self.run_tests(code, hidden, private, retire_worker=True)
+        else:
+            result = self.run_tests(code, hidden, hidden_sandbox, retire_worker=True)
+        verdict.update(hidden_passed=result.passed, hidden_total=len(hidden),
+                       hidden_pass_rate=result.passed / len(hidden),
+                       hidden_statuses=dict(Counter(t.status for t in result.tests)) if result.loaded
+                       else {result.load_status: len(hidden)})
         return verdict
-    if sandbox is None:  # a worker of its own, stopped right after: the shared one never sees a hidden test
-        with Sandbox((shared_sandbox()).limits) as private:
-            result = run_tests(code, problem, hidden, private, retire_worker=True)
-    else:
-        result = run_tests(code, problem, hidden, sandbox, retire_worker=True)
-    verdict.update(hidden_passed=result.passed, hidden_total=len(hidden), hidden_pass_rate=result.passed / len(hidden),
-                   hidden_statuses=dict(Counter(t.status for t in result.tests)) if result.loaded
-                   else {result.load_status: len(hidden)})
-    return verdict
 
 
 def _shown(test: TestResult) -> dict[str, Any]:

@@ -7,7 +7,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from domains.code import evaluator
+from domains.code.evaluator import CodeEvaluator
 from domains.code.problems import Problem, find_problem, load_problems
+from domains.code.sandbox import Limits, Sandbox
 from tgdomains.domain import BaseDomain, ParseError, Start
 from tgdomains.evaluation import Evaluation
 
@@ -20,6 +22,29 @@ class CodeDomain(BaseDomain):
 
     name = "code"
     default_iterations = 5  # the TextGrad paper's code experiment: up to 5 updates
+
+    def __init__(self, limits: Limits | None = None) -> None:
+        self.limits = limits or Limits()
+        self._sandbox: Sandbox | None = None  # started on the first evaluation, shared by every evaluation
+
+    def __getstate__(self) -> dict[str, Any]:  # a copy in another process starts its own sandbox worker
+        return {**self.__dict__, "_sandbox": None}
+
+    def sandbox(self) -> Sandbox:
+        """The domain's sandbox, created on first use (its worker starts on the first job and is stopped at exit).
+        A copy of the domain forked into another process (a batch's pool) keeps the object but starts a worker of
+        its own there: the sandbox checks which process owns its worker."""
+        if self._sandbox is None:
+            self._sandbox = Sandbox(self.limits)
+        return self._sandbox
+
+    def evaluator(self, problem: Problem) -> CodeEvaluator:
+        return CodeEvaluator(problem, self.sandbox())
+
+    def close(self) -> None:
+        """Stop the sandbox's worker now (it is stopped at exit otherwise); the next evaluation starts a new one."""
+        if self._sandbox is not None:
+            self._sandbox.close()
 
     def objectives(self, problem: Problem) -> dict[str, str]:
         return {"visible_pass_rate": "max", "code_lines": "min"}
@@ -101,10 +126,10 @@ class CodeDomain(BaseDomain):
         return evaluator.parse_candidate(raw_text, problem)
 
     def evaluate(self, value: str, problem: Problem) -> Evaluation:
-        return evaluator.evaluate(value, problem)
+        return self.evaluator(problem).evaluate(value)
 
     def finalize(self, value: str, problem: Problem) -> dict[str, Any]:
-        return evaluator.hidden_verdict(value, problem)
+        return self.evaluator(problem).hidden_verdict(value)
 
     def strategies(self) -> dict[str, type]:
         """None of its own: the core's zero-shot and reflexion strategies are this domain's baselines."""

@@ -30,7 +30,6 @@ import tempfile
 import threading
 import time
 import warnings
-import weakref
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -170,17 +169,26 @@ class Sandbox:
         self._process: subprocess.Popen | None = None
         self._buffer = b""
         self._chunks = []
-        self._lock = threading.Lock()
+        self._locks: dict[int, threading.Lock] = {}  # one per process that uses this object (see `_lock`)
         self._jobs = 0
         self._fallback_tmp: str | None = None
         self._owner_pid = os.getpid()  # a forked copy of this object (process pools) must start its own worker
         self._expected_cache: dict[str, tuple[bool, Any]] = {}
         self._call_cache: dict[str, str | dict[str, str]] = {}
         self.namespaces_denied: bool | None = None  # whether the worker's seccomp filter is in place, once started
-        _all_sandboxes.add(self)
         self.restarts = 0
         self._closer_registered = False
         self.contained_by = ""  # "bubblewrap" or "subprocess", once started
+
+    @property
+    def _lock(self) -> threading.Lock:
+        """This process's lock. A forked copy of this object (process pools fork) gets a fresh one on first use:
+        a lock another thread held at the fork would stay held forever in the child. (`dict.setdefault` is atomic,
+        so two threads of a new child still share one lock.)"""
+        return self._locks.setdefault(os.getpid(), threading.Lock())
+
+    def __getstate__(self) -> dict[str, Any]:
+        raise TypeError("a Sandbox is not pickled: it owns a worker process; a copy in another process makes its own")
 
     # ---------------------------------------------------------------- public
 
@@ -601,30 +609,3 @@ def _text(value: object) -> str | None:
 
 def _seconds(value: object) -> float:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else 0.0
-
-
-_shared: dict[tuple, Sandbox] = {}
-_shared_lock = threading.Lock()
-_all_sandboxes: weakref.WeakSet[Sandbox] = weakref.WeakSet()
-
-
-def _after_fork_in_child() -> None:
-    # A lock held by another thread at fork time would stay held forever in the child (process pools fork).
-    global _shared_lock
-    _shared_lock = threading.Lock()
-    for sandbox in list(_all_sandboxes):
-        sandbox._lock = threading.Lock()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
-
-
-def shared_sandbox(limits: Limits | None = None) -> Sandbox:
-    """One long-lived sandbox per limits setting for this process (so its worker is started once)."""
-    limits = limits or Limits()
-    key = tuple(asdict(limits).items())
-    with _shared_lock:
-        if key not in _shared:
-            _shared[key] = Sandbox(limits)
-        return _shared[key]

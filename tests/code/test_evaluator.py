@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from domains.code.evaluator import code_lines, evaluate, extract_code, hidden_verdict, parse_candidate
+from domains.code.evaluator import CodeEvaluator, code_lines, extract_code, parse_candidate
 from domains.code.problems import Problem
 from domains.code.sandbox import TestCase
 from tgdomains.domain import ParseError
@@ -24,14 +24,14 @@ def problem():
 
 
 def test_correct_program_passes(problem, sandbox):
-    ev = evaluate("def clamp(x):\n    return max(0, min(10, x))\n", problem, sandbox=sandbox)
+    ev = CodeEvaluator(problem, sandbox).evaluate("def clamp(x):\n    return max(0, min(10, x))\n")
     assert ev.passed and ev.valid and ev.score == 1.0
     assert ev.metrics["visible_passed"] == 3 and ev.metrics["code_lines"] == 2
     assert ev.text == "All 3 visible tests pass."
 
 
 def test_wrong_program_lists_failing_tests_first(problem, sandbox):
-    ev = evaluate("def clamp(x):\n    return max(0, x)\n", problem, sandbox=sandbox)
+    ev = CodeEvaluator(problem, sandbox).evaluate("def clamp(x):\n    return max(0, x)\n")
     assert not ev.passed and ev.score == pytest.approx(2 / 3)
     first, failing = ev.text.splitlines()[:2]
     assert first == "2 of 3 visible tests pass. Failing:"
@@ -39,25 +39,25 @@ def test_wrong_program_lists_failing_tests_first(problem, sandbox):
 
 
 def test_errors_and_timeouts_are_described(problem, sandbox):
-    ev = evaluate("def clamp(x):\n    if x < 0:\n        raise ValueError('negative')\n    while x > 10:\n"
-                  "        pass\n    return x\n", problem, sandbox=sandbox)
+    ev = CodeEvaluator(problem, sandbox).evaluate("def clamp(x):\n    if x < 0:\n        raise ValueError('negative')\n    while x > 10:\n"
+                  "        pass\n    return x\n")
     assert ("clamp(-3) expected 0, but it raised ValueError: negative at line 3 in clamp: "
             "raise ValueError('negative')") in ev.text
     assert "clamp(42) expected 10, but it timed out" in ev.text
 
 
 def test_programs_that_do_not_load_are_invalid_with_the_reason(problem, sandbox):
-    ev = evaluate("def clamp(x)\n    return x\n", problem, sandbox=sandbox)
+    ev = CodeEvaluator(problem, sandbox).evaluate("def clamp(x)\n    return x\n")
     assert not ev.valid and ev.score == 0.0 and ev.text.startswith("The code does not compile: SyntaxError")
-    ev = evaluate("def other(x):\n    return x\n", problem, sandbox=sandbox)
+    ev = CodeEvaluator(problem, sandbox).evaluate("def other(x):\n    return x\n")
     assert not ev.valid and "defines no function `clamp`" in ev.text
 
 
 def test_hidden_tests_never_appear_in_any_evaluation_text(problem, sandbox):
     wrong = "def clamp(x):\n    return x\n"
-    ev = evaluate(wrong, problem, sandbox=sandbox)
+    ev = CodeEvaluator(problem, sandbox).evaluate(wrong)
     assert str(SECRET) not in ev.text and str(SECRET) not in json.dumps(ev.to_dict())
-    verdict = hidden_verdict(wrong, problem, sandbox=sandbox)
+    verdict = CodeEvaluator(problem, sandbox).hidden_verdict(wrong, hidden_sandbox=sandbox)
     assert verdict["hidden_total"] == 3 and verdict["hidden_passed"] == 1
     assert verdict["hidden_pass_rate"] == pytest.approx(1 / 3)
     assert str(SECRET) not in json.dumps(verdict)
@@ -65,7 +65,8 @@ def test_hidden_tests_never_appear_in_any_evaluation_text(problem, sandbox):
 
 def test_hidden_verdict_without_hidden_tests(problem, sandbox):
     problem.hidden_tests = []
-    verdict = hidden_verdict("def clamp(x):\n    return max(0, min(10, x))\n", problem, sandbox=sandbox)
+    verdict = CodeEvaluator(problem, sandbox).hidden_verdict("def clamp(x):\n    return max(0, min(10, x))\n",
+                                                      hidden_sandbox=sandbox)
     assert verdict["hidden_pass_rate"] is None and verdict["visible_pass_rate"] == 1.0
 
 

@@ -14,7 +14,8 @@ import time
 
 import pytest
 
-from domains.code.evaluator import evaluate, hidden_verdict
+from domains.code.evaluator import CodeEvaluator
+from domains.code.plugin import CodeDomain
 from domains.code.problems import Problem
 from domains.code.sandbox import Limits, Sandbox, TestCase
 
@@ -186,15 +187,15 @@ def assert_no_secret(payload: object) -> None:
 
 def check_hostile_then_good(sandbox: Sandbox, entry_point: str, program: str) -> None:
     problem = problem_for(entry_point)
-    hostile = evaluate(program, problem, sandbox=sandbox)
+    hostile = CodeEvaluator(problem, sandbox).evaluate(program)
     assert hostile.score == 0.0 and not hostile.passed, hostile.text
     assert_no_secret(hostile.to_dict())
-    good = evaluate(GOOD[entry_point], problem, sandbox=sandbox)  # the same worker, right after
+    good = CodeEvaluator(problem, sandbox).evaluate(GOOD[entry_point])  # the same worker, right after
     assert good.passed and good.score == 1.0, good.text
-    verdict = hidden_verdict(program, problem, sandbox=sandbox)
+    verdict = CodeEvaluator(problem, sandbox).hidden_verdict(program, hidden_sandbox=sandbox)
     assert verdict["visible_passed"] == 0 and verdict["hidden_passed"] == 0, verdict
     assert_no_secret({k: v for k, v in verdict.items()})
-    after = evaluate(GOOD[entry_point], problem, sandbox=sandbox)
+    after = CodeEvaluator(problem, sandbox).evaluate(GOOD[entry_point])
     assert after.passed and after.score == 1.0, after.text
     assert_no_secret(after.to_dict())
 
@@ -214,7 +215,7 @@ def test_slow_hostile_candidates_score_nothing(sandbox, name):
 
 def test_a_correct_candidate_gets_full_marks_on_hidden_tests(sandbox):
     for problem in (F, REV):
-        verdict = hidden_verdict(GOOD[problem.entry_point], problem, sandbox=sandbox)
+        verdict = CodeEvaluator(problem, sandbox).hidden_verdict(GOOD[problem.entry_point], hidden_sandbox=sandbox)
         assert verdict["hidden_passed"] == verdict["hidden_total"] == len(problem.hidden()) > 0
 
 
@@ -230,7 +231,7 @@ def test_plain_data_round_trips_exactly(sandbox):
 
 
 def test_not_plain_data_fails_with_the_reason(sandbox):
-    ev = evaluate(HOSTILE["int subclass that equals everything"][1], F, sandbox=sandbox)
+    ev = CodeEvaluator(F, sandbox).evaluate(HOSTILE["int subclass that equals everything"][1])
     assert "returned an object of type 'I' (a subclass of int)" in ev.text, ev.text
 
 
@@ -279,21 +280,25 @@ def test_hidden_tests_never_reach_a_later_candidate():
             "    raise RuntimeError(FOUND[0])\n")
     # Generous clocks: the reader scans its whole memory, and the shared test machine can be slow.
     with Sandbox(Limits(test_timeout_s=10.0, total_timeout_s=30.0, memory_mb=256)) as sandbox:
-        assert evaluate(GOOD_UP, UP, sandbox=sandbox).passed
-        assert hidden_verdict(exfiltrate, UP, sandbox=sandbox)["hidden_passed"] == 0
-        later = evaluate(look, UP, sandbox=sandbox)
+        assert CodeEvaluator(UP, sandbox).evaluate(GOOD_UP).passed
+        assert CodeEvaluator(UP, sandbox).hidden_verdict(exfiltrate, hidden_sandbox=sandbox)["hidden_passed"] == 0
+        later = CodeEvaluator(UP, sandbox).evaluate(look)
         assert "RuntimeError: found  in" in later.text, later.text  # it ran and found nothing
         assert_no_secret(later.to_dict())
         # Even on a worker that is not retired, nothing of an earlier job is in a later child: children are forked
         # from a zygote that never saw a job.
         sandbox.run(exfiltrate, "f", UP.hidden())
-        assert_no_secret(evaluate(look, UP, sandbox=sandbox).to_dict())
+        assert_no_secret(CodeEvaluator(UP, sandbox).evaluate(look).to_dict())
         # And the reader does find what is there: its own job's calls.
         own = sandbox.run(look, "f", [TestCase(f"f({SECRET_WORD!r})", "0")])
         assert SECRET_WORD in own.tests[0].error, own.tests[0]
-        # The default path: the hidden verdict on a worker of its own, the shared one never sees a hidden test.
-        assert hidden_verdict(exfiltrate, UP)["hidden_passed"] == 0
-        assert_no_secret(evaluate(look, UP).to_dict())
+    # The domain's path: the hidden verdict on a worker of its own, the domain's sandbox never sees a hidden test.
+    domain = CodeDomain(Limits(test_timeout_s=10.0, total_timeout_s=30.0, memory_mb=256))
+    try:
+        assert domain.finalize(exfiltrate, UP)["hidden_passed"] == 0
+        assert_no_secret(domain.evaluate(look, UP).to_dict())
+    finally:
+        domain.close()
 
 
 def test_a_flood_of_records_is_cut_and_does_not_grow_the_worker():
@@ -311,16 +316,16 @@ def test_a_flood_of_records_is_cut_and_does_not_grow_the_worker():
 
 
 def _flood_then_big(sandbox: Sandbox, flood: str) -> None:
-    assert evaluate(GOOD["f"], F, sandbox=sandbox).passed
+    assert CodeEvaluator(F, sandbox).evaluate(GOOD["f"]).passed
     before = worker_rss_mb(sandbox)
     t0 = time.monotonic()
-    ev = evaluate(flood, F, sandbox=sandbox)
+    ev = CodeEvaluator(F, sandbox).evaluate(flood)
     assert ev.score == 0.0, ev.text
     assert time.monotonic() - t0 < 10  # the deadline is not pushed by each record
     assert worker_rss_mb(sandbox) - before < 30
     # A correct program that needs most of the memory limit still gets it after the flood.
     big = "def f(x):\n    block = bytearray(160 << 20)\n    return 7 * x + 3 + block[-1]\n"
-    ev = evaluate(big, F, sandbox=sandbox)
+    ev = CodeEvaluator(F, sandbox).evaluate(big)
     assert ev.passed, ev.text
 
 
@@ -333,10 +338,10 @@ def test_deeply_nested_folders_are_cleaned_up(sandbox):
             "    os.chmod('.', 0)\n"
             "    return 0\n")
     restarts = sandbox.restarts
-    ev = evaluate(deep, F, sandbox=sandbox)
+    ev = CodeEvaluator(F, sandbox).evaluate(deep)
     assert ev.valid and ev.score == 0.0, ev.text
     look = "import os\ndef f(x):\n    return len(os.listdir('.')) * 1000 + 3 + 7 * x\n"  # correct on an empty folder
-    assert evaluate(look, F, sandbox=sandbox).passed
+    assert CodeEvaluator(F, sandbox).evaluate(look).passed
     assert sandbox.restarts == restarts
 
 
@@ -353,12 +358,12 @@ def test_memory_is_limited_for_the_candidate_as_a_whole(sandbox):
             "    block = bytearray(150 << 20)\n"
             "    time.sleep(30)\n"
             "    return 0\n")
-    ev = evaluate(many, F, sandbox=sandbox)
+    ev = CodeEvaluator(F, sandbox).evaluate(many)
     assert ev.score == 0.0
     statuses = {t["status"] for t in ev.details["tests"]}
     assert statuses == {"memory-exceeded"}, ev.text
     assert "together used" in ev.text
-    assert evaluate(GOOD["f"], F, sandbox=sandbox).passed
+    assert CodeEvaluator(F, sandbox).evaluate(GOOD["f"]).passed
 
 
 def test_candidates_cannot_create_namespaces(sandbox):

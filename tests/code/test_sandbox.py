@@ -8,12 +8,15 @@ from pathlib import Path
 
 import pytest
 
+from domains.code.problems import Problem
 from domains.code.sandbox import Limits, Sandbox, TestCase
 
 from .conftest import FAST, needs_bwrap, sandbox_processes
 
 TESTS = [TestCase("add_one(1)", "2"), TestCase("add_one(-5)", "-4"), TestCase("add_one(10**20)", "10**20 + 1")]
 GOOD = "def add_one(x):\n    return x + 1\n"
+_ADD_ONE = Problem(id="add-one", statement="Return x + 1.", entry_point="add_one", signature="def add_one(x: int) -> int:",
+                   visible_tests=TESTS)
 root_only = pytest.mark.skipif(os.geteuid() != 0, reason="the sandbox uid is used only when running as root")
 
 
@@ -223,23 +226,52 @@ def test_200_hostile_candidates_while_good_ones_keep_scoring():
 
 
 def test_a_forked_process_starts_its_own_worker_and_leaves_the_parents_alone():
+    """A process pool forks a copy of the domain and its sandbox (a batch's pool initializer hands the domain to its
+    workers): each copy starts a worker of its own, even when another thread held the sandbox's lock at the fork,
+    and the parent's worker keeps running. A pickled copy of the domain carries no sandbox and makes its own."""
     import multiprocessing
+    import pickle
     from concurrent.futures import ProcessPoolExecutor
 
-    from domains.code.sandbox import shared_sandbox
+    from domains.code.plugin import CodeDomain
 
-    parent = shared_sandbox(FAST)
+    domain = CodeDomain(FAST)
+    parent = domain.sandbox()
     assert parent.run(GOOD, "add_one", TESTS).passed == 3
-    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("fork")) as pool:
-        passed = list(pool.map(_passed_in_shared_sandbox, range(4)))
-    assert passed == [3, 3, 3, 3]
-    assert parent.alive() and parent.run(GOOD, "add_one", TESTS).passed == 3
+    parent_worker = parent._process.pid
+    assert pickle.loads(pickle.dumps(domain))._sandbox is None
+    pool = ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("fork"), initializer=_keep_inherited,
+                               initargs=(domain,))
+    try:
+        with parent._lock:  # as if another thread were running a job when the pool forks its workers
+            inherited = [pool.submit(_passed_in_inherited_sandbox, i) for i in range(4)]
+        pickled = [pool.submit(_passed_in_pickled_domain, domain) for _ in range(2)]
+        results = [f.result(timeout=120) for f in inherited + pickled]
+    finally:
+        for process in list(pool._processes.values()):
+            process.kill()
+        pool.shutdown(wait=True, cancel_futures=True)
+    assert [passed for passed, _ in results] == [3] * 6
+    assert parent_worker not in {worker for _, worker in results}
+    assert parent.alive() and parent._process.pid == parent_worker and parent.run(GOOD, "add_one", TESTS).passed == 3
+    domain.close()
 
 
-def _passed_in_shared_sandbox(_: int) -> int:
-    from domains.code.sandbox import shared_sandbox
+_INHERITED = []  # the domain a pool worker got through fork (its initializer's argument, never pickled)
 
-    return shared_sandbox(FAST).run(GOOD, "add_one", TESTS).passed
+
+def _keep_inherited(domain) -> None:
+    _INHERITED.append(domain)
+
+
+def _passed_in_inherited_sandbox(_: int) -> tuple[int, int]:
+    sandbox = _INHERITED[0].sandbox()  # the parent's Sandbox object, copied by the fork
+    return sandbox.run(GOOD, "add_one", TESTS).passed, sandbox._process.pid
+
+
+def _passed_in_pickled_domain(domain) -> tuple[int, int]:
+    assert domain._sandbox is None
+    return domain.evaluate(GOOD, _ADD_ONE).metrics["visible_passed"], domain.sandbox()._process.pid
 
 
 def test_garbage_on_the_result_channel_is_reported_not_trusted_blindly(sandbox):

@@ -37,3 +37,12 @@ def test_every_reply_the_grammar_admits_yields_one_smiles_without_bare_hydrogens
 
 def test_llama_cpp_reads_the_smiles_grammar():
     assert llama_cpp_reads(reply_format(value_format()).grammar)
+
+
+def test_a_runaway_repetition_is_not_admitted_but_a_large_drug_like_molecule_is():
+    # the loop Qwen2.5-Coder-1.5B fell into at temperature 0.7 (cut at the token limit three times in a row)
+    assert not VALUES.matches("c1ccccc1" + "c2c3c4c5c6c7c8c9c1" * 20, "value")
+    # a 70-heavy-atom molecule fits: every atom, ring digit and branch of its main chain counts once
+    large = "CC(C)(C)" + "c1ccc(cc1)C(=O)N" * 5 + "C" * 20
+    assert VALUES.matches(large, "value")
+    assert not VALUES.matches("C" + "(" + "C" * 45 + ")", "value")  # a branch holds at most 40

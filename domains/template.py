@@ -4,6 +4,8 @@ integer arithmetic expressions scored against a target number — and the core's
 To add a domain:
 1. Copy this file to ``domains/<name>/plugin.py`` (or anywhere importable) and write the five methods marked
    REQUIRED; everything else has a default in `BaseDomain` (flags, batches, objectives, finalize, report ...).
+   As the domain grows, move the instance type and the evaluator class to ``domains/<name>/evaluator.py``: that is
+   where code, molecules and radiotherapy keep theirs (docs/architecture.md, "One shape for every domain").
 2. Register the class in ``pyproject.toml`` and reinstall (``pip install -e .``):
        [project.entry-points."tgdomains.domains"]
        arithmetic = "domains.template:ArithmeticDomain"
@@ -42,10 +44,27 @@ def compute(node: ast.AST) -> int:
 
 @dataclass
 class Target:
-    """An instance: picklable, with an ``id`` (runs, batches and resume need both)."""
+    """The instance type: picklable, with an ``id`` (runs, batches and resume need both)."""
 
     id: str
     number: int
+
+
+@dataclass
+class ArithmeticEvaluator:
+    """Scores values for one instance. What the real tool keeps between evaluations (a worker process, a loaded
+    model, a memo) belongs to this object or to the domain object, never to the module."""
+
+    target: Target
+
+    def evaluate(self, value: str) -> Evaluation:
+        try:
+            got = compute(ast.parse(value, mode="eval"))
+        except (SyntaxError, ValueError) as exc:
+            return Evaluation.invalid(f"invalid expression: {exc}")
+        gap = abs(got - self.target.number)
+        return Evaluation(score=-gap, metrics={"value": got, "gap": gap, "length": len(value)}, passed=gap == 0,
+                          text=f"The expression equals {got}; the target is {self.target.number} (off by {gap}).")
 
 
 class ArithmeticDomain(BaseDomain):
@@ -75,14 +94,11 @@ class ArithmeticDomain(BaseDomain):
             raise ParseError(f"not an integer arithmetic expression: {exc}") from None
         return text
 
+    def evaluator(self, instance: Target) -> ArithmeticEvaluator:  # by convention: the instance's evaluator
+        return ArithmeticEvaluator(instance)
+
     def evaluate(self, value: str, instance: Target) -> Evaluation:  # REQUIRED: the real tool's verdict
-        try:
-            got = compute(ast.parse(value, mode="eval"))
-        except (SyntaxError, ValueError) as exc:
-            return Evaluation.invalid(f"invalid expression: {exc}")
-        gap = abs(got - instance.number)
-        return Evaluation(score=-gap, metrics={"value": got, "gap": gap, "length": len(value)}, passed=gap == 0,
-                          text=f"The expression equals {got}; the target is {instance.number} (off by {gap}).")
+        return self.evaluator(instance).evaluate(value)
 
     def objectives(self, instance: Target) -> dict[str, str]:  # optional: a Pareto front beside the score
         return {"length": "min"}

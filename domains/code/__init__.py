@@ -13,9 +13,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from domains.code.evaluator import CodeEvaluator, parse_candidate
+from domains.code.evaluator import CodeEvaluator, Problem, parse_candidate
 from domains.code.problems import (
-    Problem,
     find_problem,
     load_humaneval_plus,
     load_own_format,

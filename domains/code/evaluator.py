@@ -5,6 +5,8 @@ loss text lists failing tests first (input, expected, got or error). Hidden test
 `hidden_verdict`: their inputs and outputs never appear in any text this module writes, and they run on a worker
 that is stopped right after, so no later candidate runs where they have been. Whether a test passes is decided in
 this process (sandbox.py), never in the sandbox. Parsing a reply into a program is here too (`parse_candidate`).
+
+`Problem` is the domain's instance type (problems.py reads it from every supported file format).
 """
 
 from __future__ import annotations
@@ -14,10 +16,10 @@ import io
 import re
 import tokenize
 from collections import Counter
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
-from domains.code.problems import Problem
 from domains.code.sandbox import ExecutionResult, Sandbox, TestCase, TestResult
 from tgdomains.domain import ParseError
 from tgdomains.evaluation import Evaluation
@@ -26,6 +28,26 @@ from tgdomains.parsing import fenced_blocks, tagged_blocks
 SHOWN_FAILURES = 5  # failing tests listed in the loss text; the rest are counted
 SHOWN_CHARS = 200  # inputs, expected values and outputs are cut to this many characters
 
+
+@dataclass
+class Problem:
+    """One task. `hidden_tests` never reach an LLM: only the evaluator's final verdict uses them."""
+
+    id: str
+    statement: str
+    entry_point: str
+    signature: str
+    visible_tests: list[TestCase]
+    hidden_tests: list[TestCase] | Callable[[], list[TestCase]] = field(default_factory=list, repr=False)
+    atol: float = 0.0
+    starting_code: str | None = None
+    source: str = ""  # the file it came from
+
+    def hidden(self) -> list[TestCase]:
+        """The hidden tests, computed on first use where the format makes them lazily."""
+        if callable(self.hidden_tests):
+            self.hidden_tests = self.hidden_tests()
+        return self.hidden_tests
 
 
 def _cut(text: str | None, limit: int = SHOWN_CHARS) -> str:

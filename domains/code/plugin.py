@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from domains.code import evaluator
-from domains.code.evaluator import CodeEvaluator
-from domains.code.problems import Problem, find_problem, load_problems
+from domains.code.evaluator import CodeEvaluator, Problem
+from domains.code.problems import find_problem, load_problems
 from domains.code.sandbox import Limits, Sandbox
 from tgdomains.domain import BaseDomain, ParseError, Start
 from tgdomains.evaluation import Evaluation

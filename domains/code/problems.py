@@ -1,4 +1,4 @@
-"""Programming problems: the `Problem` record and loaders for every file format we read.
+"""Programming problems: loaders for every file format we read (the `Problem` record is in evaluator.py).
 
 Formats (each read from any path; `load_problems` tells them apart by their fields):
 
@@ -34,34 +34,13 @@ import gzip
 import json
 import random
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from domains.code.evaluator import Problem  # (also how instance.pickle files of older runs find the class)
 from domains.code.sandbox import TestCase
 
 SHIPPED_PROBLEMS = Path(__file__).with_name("problems") / "hard.jsonl"
-
-
-@dataclass
-class Problem:
-    """One task. `hidden_tests` never reach an LLM: only the evaluator's final verdict uses them."""
-
-    id: str
-    statement: str
-    entry_point: str
-    signature: str
-    visible_tests: list[TestCase]
-    hidden_tests: list[TestCase] | Callable[[], list[TestCase]] = field(default_factory=list, repr=False)
-    atol: float = 0.0
-    starting_code: str | None = None
-    source: str = ""  # the file it came from
-
-    def hidden(self) -> list[TestCase]:
-        """The hidden tests, computed on first use where the format makes them lazily."""
-        if callable(self.hidden_tests):
-            self.hidden_tests = self.hidden_tests()
-        return self.hidden_tests
 
 
 # ---------------------------------------------------------------- tests from asserts

@@ -153,8 +153,12 @@ class MoleculesDomain(BaseDomain):
         except SmilesError as error:
             raise ParseError(str(error)) from None
 
+    def evaluator(self, instance: MoleculeTask) -> MoleculeEvaluator:
+        """An evaluator for the task, docking on the domain's worker processes."""
+        return MoleculeEvaluator(instance, pool=self._workers())
+
     def evaluate(self, value: str, instance: MoleculeTask) -> Evaluation:
-        return MoleculeEvaluator(instance, pool=self._workers()).evaluate(value)
+        return self.evaluator(instance).evaluate(value)
 
     def finalize(self, value: str, instance: MoleculeTask) -> dict[str, Any]:
         try:

@@ -40,7 +40,7 @@ _EXPORTS = {
     "PlanEvaluator": "evaluator",
     "evaluate_plan": "evaluator",
     "RadiotherapyDomain": "plugin",
-    "Optuna": "baseline",
+    "Optuna": "baselines",
 }
 
 __all__ = [*_EXPORTS, "optimize"]

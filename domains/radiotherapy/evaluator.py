@@ -5,25 +5,68 @@ prescription)``. A violation is ``|measured - limit| / max(|limit|, 1)`` for a m
 a plan with PTV D95 = 74.1 Gy against ">= 78" adds 0.05 and a rectum V70 of 26 % against "< 20" adds 0.3. The second
 term (at most about 0.01) only breaks ties: between plans that meet the same goals, the one sparing the rectum and
 bladder more wins. ``passed`` is every goal met.
+
+`RadiotherapyInstance` is the domain's instance type; `PlanEvaluator` scores values for one loaded case and goal
+set. numpy and the planning code load inside the functions that use them, so importing this module (the plug-in
+does) stays fast.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from typing import Any
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
-from domains.radiotherapy import dvh
-from domains.radiotherapy.cases import Case
-from domains.radiotherapy.fluence import single_blas_thread
-from domains.radiotherapy.goals import GoalResult, GoalSet, check_goals
-from domains.radiotherapy.hyperparameters import HyperparameterError, parse_hyperparameters, to_json
-from domains.radiotherapy.planning import Plan, plan
 from tgdomains.evaluation import Evaluation
 
+if TYPE_CHECKING:
+    from domains.radiotherapy.case import Case
+    from domains.radiotherapy.goals import GoalResult, GoalSet
+    from domains.radiotherapy.planning import Plan
+
 TIE_BREAK = 0.01
+
+
+@dataclass
+class RadiotherapyInstance:
+    """One planning task: a case and its goal file (plus an optional starting value and example plans).
+
+    It travels to worker processes as its specification only; the loaded case and goals (`evaluator`) are loaded
+    on first use in each process and kept on the object, never pickled."""
+
+    case_spec: str
+    goals_file: str = ""  # empty: the case's default goals
+    params: str | None = None  # hyperparameter JSON text to start from / to evaluate
+    examples: list[str] = field(default_factory=list)  # hyperparameter JSON texts shown as example plans
+    loaded: Any = field(default=None, repr=False, compare=False)  # the PlanEvaluator, once loaded
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "loaded": None}
+
+    @property
+    def id(self) -> str:
+        stem = Path(self.case_spec).stem if self.case_spec.endswith(".npz") else self.case_spec
+        return stem if not self.goals_file else f"{stem}+{Path(self.goals_file).stem}"
+
+    @property
+    def evaluator(self) -> PlanEvaluator:
+        if self.loaded is None:
+            from domains.radiotherapy.cases import load_case
+            from domains.radiotherapy.goals import load_goals
+
+            case = load_case(self.case_spec)
+            goals_file = self.goals_file or case.default_goals
+            if not goals_file:
+                raise ValueError(f"case {case.name} has no default goals: pass --goals FILE.yaml")
+            goals = load_goals(goals_file, case.structure_names)
+            self.loaded = PlanEvaluator(case, goals, case_spec=self.case_spec, goals_file=goals_file)
+        return self.loaded
+
+    @property
+    def case(self) -> Case:
+        return self.evaluator.case
 
 
 class PlanEvaluator:
@@ -43,6 +86,10 @@ class PlanEvaluator:
         self._memo: dict[str, Evaluation] = {}
 
     def evaluate(self, value: str) -> Evaluation:
+        from domains.radiotherapy.fluence import single_blas_thread
+        from domains.radiotherapy.hyperparameters import HyperparameterError, parse_hyperparameters, to_json
+        from domains.radiotherapy.planning import plan
+
         try:
             hp = parse_hyperparameters(value, self.case)
         except HyperparameterError as exc:
@@ -63,6 +110,11 @@ def evaluate_plan(
     result: Plan, goals: GoalSet, *, seconds: float = math.nan, case_spec: str | None = None, goals_file: str | None = None
 ) -> Evaluation:
     """The Evaluation of a finished plan against `goals` (see the module docstring for the score)."""
+    import numpy as np
+
+    from domains.radiotherapy import dvh
+    from domains.radiotherapy.goals import check_goals
+
     case = result.case
     rx = goals.prescription_Gy or case.prescription_Gy
     checked = check_goals(goals, case, result.dose)
@@ -131,6 +183,8 @@ def _round(x: float) -> float:
 
 
 def _dvh_table(result: Plan, rx: float) -> dict[str, dict[str, float]]:
+    from domains.radiotherapy import dvh
+
     case = result.case
     table = {}
     for s in case.structures:

@@ -8,55 +8,14 @@ from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from domains.radiotherapy.evaluator import PlanEvaluator, RadiotherapyInstance
 from tgdomains.domain import BaseDomain, ParseError, Start
 from tgdomains.evaluation import Evaluation
 
 DEFAULT_CASE = "prostate-2d"
-
-
-@dataclass
-class RadiotherapyInstance:
-    """One planning task: a case and its goal file (plus an optional starting value and example plans).
-
-    It travels to worker processes as its specification only; the loaded case and goals (`evaluator`) are loaded
-    on first use in each process and kept on the object, never pickled."""
-
-    case_spec: str
-    goals_file: str = ""  # empty: the case's default goals
-    params: str | None = None  # hyperparameter JSON text to start from / to evaluate
-    examples: list[str] = field(default_factory=list)  # hyperparameter JSON texts shown as example plans
-    loaded: Any = field(default=None, repr=False, compare=False)  # the PlanEvaluator, once loaded
-
-    def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "loaded": None}
-
-    @property
-    def id(self) -> str:
-        stem = Path(self.case_spec).stem if self.case_spec.endswith(".npz") else self.case_spec
-        return stem if not self.goals_file else f"{stem}+{Path(self.goals_file).stem}"
-
-    @property
-    def evaluator(self):  # -> PlanEvaluator
-        if self.loaded is None:
-            from domains.radiotherapy.cases import load_case
-            from domains.radiotherapy.evaluator import PlanEvaluator
-            from domains.radiotherapy.goals import load_goals
-
-            case = load_case(self.case_spec)
-            goals_file = self.goals_file or case.default_goals
-            if not goals_file:
-                raise ValueError(f"case {case.name} has no default goals: pass --goals FILE.yaml")
-            goals = load_goals(goals_file, case.structure_names)
-            self.loaded = PlanEvaluator(case, goals, case_spec=self.case_spec, goals_file=goals_file)
-        return self.loaded
-
-    @property
-    def case(self):  # -> Case
-        return self.evaluator.case
 
 
 class RadiotherapyDomain(BaseDomain):
@@ -207,14 +166,18 @@ class RadiotherapyDomain(BaseDomain):
             objectives[f"{organ}_mean_Gy"] = "min"
         return objectives
 
-    def evaluate(self, value: str, instance: RadiotherapyInstance) -> Evaluation:
+    def evaluator(self, instance: RadiotherapyInstance) -> PlanEvaluator:
+        """The instance's loaded case and goals: loaded once per specification in this process."""
         key = (instance.case_spec, instance.goals_file)
         if instance.loaded is None and key in self._loaded:
             instance.loaded = self._loaded[key]
+        evaluator = instance.evaluator
+        self._loaded.setdefault(key, evaluator)
+        return evaluator
+
+    def evaluate(self, value: str, instance: RadiotherapyInstance) -> Evaluation:
         try:
-            evaluation = instance.evaluator.evaluate(value)
-            self._loaded.setdefault(key, instance.loaded)
-            return evaluation
+            return self.evaluator(instance).evaluate(value)
         except Exception as exc:  # the evaluator must not raise: a failed plan is an invalid candidate
             return Evaluation.invalid(f"planning failed: {type(exc).__name__}: {exc}")
 
@@ -233,7 +196,7 @@ class RadiotherapyDomain(BaseDomain):
 
     def strategies(self) -> dict[str, type]:
         """The LLM-free baseline, run as a strategy: `--strategy optuna`."""
-        from domains.radiotherapy.baseline import Optuna
+        from domains.radiotherapy.baselines import Optuna
 
         return {Optuna.name: Optuna}
 

@@ -6,8 +6,7 @@ import json
 
 import pytest
 
-from domains.code.evaluator import CodeEvaluator, code_lines, extract_code, parse_candidate
-from domains.code.problems import Problem
+from domains.code.evaluator import CodeEvaluator, Problem, code_lines, extract_code, parse_candidate
 from domains.code.sandbox import TestCase
 from tgdomains.domain import ParseError
 

@@ -14,9 +14,8 @@ import time
 
 import pytest
 
-from domains.code.evaluator import CodeEvaluator
+from domains.code.evaluator import CodeEvaluator, Problem
 from domains.code.plugin import CodeDomain
-from domains.code.problems import Problem
 from domains.code.sandbox import Limits, Sandbox, TestCase
 
 SECRET_IN = 4815162342  # appears in hidden tests only

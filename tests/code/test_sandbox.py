@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from domains.code.problems import Problem
+from domains.code.evaluator import Problem
 from domains.code.sandbox import Limits, Sandbox, TestCase
 
 from .conftest import FAST, needs_bwrap, sandbox_processes

@@ -94,12 +94,13 @@ def test_huge_integer_is_refused(case2d):
 
 def test_bad_hyperparameters_never_start_a_planning_run(case2d, goals2d, monkeypatch):
     from domains.radiotherapy import evaluator as evaluator_module
+    from domains.radiotherapy import planning
 
     def no_planning(*args, **kwargs):
         raise AssertionError("a planning run was started for invalid hyperparameters")
 
     ev = evaluator_module.PlanEvaluator(case2d, goals2d)
-    monkeypatch.setattr(evaluator_module, "plan", no_planning)
+    monkeypatch.setattr(planning, "plan", no_planning)
     result = ev.evaluate('{"PTV": {"weight": -5, "dose_Gy": 78}}')
     assert not result.valid and not result.passed
     assert "no plan was made" in result.text and "missing structure" in result.text

@@ -100,11 +100,11 @@ def test_default_weights_fail_and_the_tuned_set_passes_every_goal(case2d, goals2
 
 
 def test_the_same_candidate_is_planned_once(case2d, goals2d, passing_2d, monkeypatch):
-    from domains.radiotherapy import evaluator as evaluator_module
+    from domains.radiotherapy import planning
 
     ev = PlanEvaluator(case2d, goals2d)
     first = ev.evaluate(json.dumps(passing_2d))
-    monkeypatch.setattr(evaluator_module, "plan", lambda *a, **k: (_ for _ in ()).throw(AssertionError("replanned")))
+    monkeypatch.setattr(planning, "plan", lambda *a, **k: (_ for _ in ()).throw(AssertionError("replanned")))
     again = ev.evaluate("```json\n" + json.dumps(passing_2d, indent=4) + "\n```")
     assert again is first
 

@@ -215,3 +215,15 @@ def test_the_unusable_note_counts_every_unusable_proposal_from_the_parent(tmp_pa
     third = engine.requests[-1]
     assert "2 earlier proposal(s) from this value could not be used" in last_user(third)
     assert third["temperature"] == 1.0  # the second retry samples hotter
+
+
+def test_a_repaired_reply_that_gave_back_the_current_value_is_unchanged_and_the_next_request_differs(tmp_path):
+    # what Qwen2.5-Coder-1.5B did on longest-valid-parentheses: cut off, then the current value when asked for a
+    # shorter reply, then an unusable reply when told it repeated itself
+    engine = CutEngine([("fb", "stop"), ("<IMPROVED_VARIABLE>1 + 1 + 1 + 1 +", "length"), (tagged("1 + 1"), "stop"),
+                        (tagged("1 +"), "stop"), (tagged("3 * 8"), "stop")])
+    result = optimize(ArithmeticDomain(), Target("t", 24), engine=engine, run_dir=tmp_path / "r", iterations=2,
+                      **quiet())
+    assert [s.status for s in result.steps] == ["initial", "unchanged", "updated"] and result.passed
+    again = engine.requests[-1]
+    assert "1 earlier proposal(s) from this value could not be used" in last_user(again) and again["temperature"] > 0

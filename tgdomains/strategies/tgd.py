@@ -80,8 +80,8 @@ def tgd_child(run: Run, parent: Step, *, feedback: str, meter: Meter, seed: int,
     opt.step(score=finite_or_none(ev.score), evaluation_text=note + ev.text)
     report = opt.report(x)
     status = StepStatus(report.status)
-    if status is StepStatus.UPDATED and x.value == parent.value:
-        status = StepStatus.UNCHANGED
+    if status in (StepStatus.UPDATED, StepStatus.REPAIRED) and x.value == parent.value:
+        status = StepStatus.UNCHANGED  # e.g. a repaired reply that repeated the value and whose re-ask was unusable
     # the feedback as the backward call wrote it (without `note`), so that it can be reused from this step
     used = report.feedback if one_call else (feedback or report.feedback)
     return Proposal(x.value, parent.id, feedback=used, status=status, problem=report.problem, meter=meter)
@@ -90,7 +90,7 @@ def tgd_child(run: Run, parent: Step, *, feedback: str, meter: Meter, seed: int,
 def _unusable_children(run: Run, parent: Step) -> list[Step]:
     """The steps whose proposal from `parent` gave no new value (unusable, or still a repeat after the re-asks),
     oldest first."""
-    return [s for s in run.steps if s.parent == parent.id and s.status in (StepStatus.FAILED, StepStatus.UNCHANGED)]
+    return [s for s in run.steps if s.parent == parent.id and s.value == parent.value]
 
 
 def _cut(text: str, limit: int) -> str:

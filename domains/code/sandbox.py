@@ -5,7 +5,9 @@ visible (read-only; no home folder, project or problem file), a private ``/tmp``
 environment (no API key of yours is visible), and children that drop to an unprivileged uid with rlimits on
 memory, CPU, processes, file size and open files. Without bubblewrap it falls back to a plain subprocess with the
 same rlimits and uid, and warns what is then not contained. A candidate that crashes, hangs or forks without end
-is killed and reported; the worker survives, and a worker that dies anyway is restarted on the next call.
+is killed and reported; the worker survives, and a worker that dies anyway is restarted on the next call. The
+process plumbing (start, a line out, lines in with a deadline and a length limit, kill the whole session) is
+`tgdomains.workers.JsonLinesWorker`'s; the protocol and the verdict are this module's.
 
 The verdict is made here, never in the sandbox: the worker gets the test calls only, the child returns what each call
 returned as plain data (exact builtin types), and this module compares it with the expected value, which is read
@@ -22,7 +24,6 @@ import json
 import marshal
 import math
 import os
-import select
 import shutil
 import subprocess
 import sys
@@ -36,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from domains.code import worker as _worker
+from tgdomains.workers import JsonLinesWorker, WorkerDied, WorkerStalled
 
 WORKER_SOURCE = Path(__file__).with_name("worker.py")
 SANDBOX_UID = 65534  # "nobody": candidate code never runs with the caller's uid when we are root
@@ -166,13 +168,10 @@ class Sandbox:
     def __init__(self, limits: Limits | None = None, *, use_bubblewrap: bool | None = None) -> None:
         self.limits = limits or Limits()
         self.use_bubblewrap = use_bubblewrap
-        self._process: subprocess.Popen | None = None
-        self._buffer = b""
-        self._chunks = []
+        self._worker: JsonLinesWorker | None = None  # the sandboxed worker process, once started
         self._locks: dict[int, threading.Lock] = {}  # one per process that uses this object (see `_lock`)
         self._jobs = 0
         self._fallback_tmp: str | None = None
-        self._owner_pid = os.getpid()  # a forked copy of this object (process pools) must start its own worker
         self._expected_cache: dict[str, tuple[bool, Any]] = {}
         self._call_cache: dict[str, str | dict[str, str]] = {}
         self.namespaces_denied: bool | None = None  # whether the worker's seccomp filter is in place, once started
@@ -262,7 +261,12 @@ class Sandbox:
         self.close()
 
     def alive(self) -> bool:
-        return self._process is not None and self._owner_pid == os.getpid() and self._process.poll() is None
+        """Its worker runs, and was started by this process (a forked copy of this object starts its own)."""
+        return self._worker is not None and self._worker.alive()
+
+    @property
+    def _process(self) -> subprocess.Popen | None:
+        return self._worker.process if self._worker is not None else None
 
     # ---------------------------------------------------------------- worker process
 
@@ -306,45 +310,32 @@ class Sandbox:
             command = python
             cwd = self._fallback_tmp
             self.contained_by = "subprocess"
-        self._owner_pid = os.getpid()
-        self._process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                         stderr=subprocess.DEVNULL, env=env, cwd=cwd, start_new_session=True)
-        self._buffer = b""
-        self._chunks: list[bytes] = []
+        # Its own session, so that a kill takes everything it started; its stderr is not kept (candidate code
+        # could fill it).
+        self._worker = JsonLinesWorker(command, what="sandbox worker", env=env, cwd=cwd, own_session=True,
+                                       keep_stderr=False)
+        self._worker.start()
         if not self._closer_registered:
             atexit.register(self.close)
             self._closer_registered = True
 
     def _stop(self) -> None:
-        if self._process is not None and self._owner_pid != os.getpid():
-            self._process = None  # the parent's worker, inherited through fork: not ours to stop
-            self._fallback_tmp = None
-            return
-        if self._process is not None:
-            try:
-                os.killpg(self._process.pid, 9)
-            except (ProcessLookupError, PermissionError):
-                pass
-            self._process.kill()
-            self._process.wait()
-            for stream in (self._process.stdin, self._process.stdout):
-                stream.close()
-            self._process = None
-        self._buffer, self._chunks = b"", []
+        if self._worker is not None and self._worker.process is not None and not self._worker.owned:
+            self._fallback_tmp = None  # the parent's worker and folder, inherited through fork: not ours to remove
+        if self._worker is not None:
+            self._worker.kill()  # an inherited one is only forgotten
 
     def _send(self, message: dict) -> bool:
         """Send one message, (re)starting a dead worker first; False when the worker cannot take it."""
         if not self.alive():
-            if self._process is not None and self._owner_pid == os.getpid():
+            if self._worker is not None and self._worker.owned:
                 self.restarts += 1
             self._stop()
             self._start()
-        assert self._process is not None
         try:
-            self._process.stdin.write(json.dumps(message).encode() + b"\n")
-            self._process.stdin.flush()
+            self._worker.send(message)
             return True
-        except (BrokenPipeError, OSError):
+        except WorkerDied:
             return False
 
     def _lost_worker(self) -> None:
@@ -381,26 +372,10 @@ class Sandbox:
 
     def _read_line(self, deadline: float) -> bytes | None:
         """The next line from the worker, or None when it is gone, too slow or sends a line beyond any record."""
-        fd = self._process.stdout.fileno()
-        while True:
-            end = self._buffer.find(b"\n")
-            if end >= 0:
-                line, self._buffer = self._buffer[:end], self._buffer[end + 1:]
-                return line
-            wait = deadline - time.monotonic()
-            if wait <= 0 or not select.select([fd], [], [], wait)[0]:
-                if time.monotonic() >= deadline:
-                    return None
-                continue
-            chunk = os.read(fd, 1 << 20)
-            if not chunk:
-                return None
-            self._chunks.append(chunk)  # joined once the line is complete: no quadratic copying of long lines
-            if b"\n" in chunk:
-                self._buffer += b"".join(self._chunks)
-                self._chunks.clear()
-            elif len(self._buffer) + sum(map(len, self._chunks)) > MAX_REPLY_LINE_BYTES:
-                return None
+        try:
+            return self._worker.read_line(deadline, MAX_REPLY_LINE_BYTES)
+        except (WorkerDied, WorkerStalled):
+            return None
 
     def ping(self, timeout_s: float = 30.0) -> bool:
         with self._lock:

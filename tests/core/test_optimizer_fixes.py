@@ -104,6 +104,16 @@ def test_reflexion_re_asks_a_repeated_reflection(tmp_path):
     assert "identical to step #0" in last_user(engine.requests[1]) and engine.requests[1]["temperature"] > 0
 
 
+
+def test_reflexion_samples_above_zero_after_unusable_replies(tmp_path):
+    # two unusable replies whose problems alternate would otherwise make a cycle of two byte-identical requests
+    engine = ScriptedEngine([tagged("2 *"), tagged("(2"), tagged("4 * 6")])
+    result = optimize(ArithmeticDomain(), Target("t", 24), engine=engine, strategy="reflexion", run_dir=tmp_path / "r",
+                      iterations=3, **quiet())
+    assert result.passed and [s.status for s in result.steps] == ["initial", "failed", "failed", "updated"]
+    assert [r["temperature"] for r in engine.requests] == [0.0, 0.7, 1.0]
+
+
 # -- overshoot -----------------------------------------------------------------------------------------------------
 
 

@@ -145,9 +145,14 @@ class Reflexion(Strategy):
     def propose(self, run: Run, iteration: int, room: int | None) -> list[Proposal]:
         last = run.steps[-1]
         text = last.evaluation.text
+        temperature = run.config.temperature
         if last.status is StepStatus.FAILED and last.problem:
             text = f"{text}\n(Your last reply was unusable: {last.problem})"
+            # Unusable replies in a row: sample above 0, or two failures whose texts alternate make a cycle of two
+            # byte-identical requests (on DRD2 Reflexion spent 7 of 8 calls that way at temperature 0).
+            failures = len(run.steps) - max(i for i, s in enumerate(run.steps) if s.status is not StepStatus.FAILED) - 1
+            temperature = max(temperature, _REPEAT_TEMPERATURES[min(failures, len(_REPEAT_TEMPERATURES)) - 1])
         messages = prompts.reflect_messages(run.setup.context, last.value, text)
         return [ask_for_value(run, messages, last, meter=run.meter(), seed=run.config.seed * 100_003 + iteration,
-                              temperature=run.config.temperature, feedback="(reflexion)", avoid=seen_values(run),
+                              temperature=temperature, feedback="(reflexion)", avoid=seen_values(run),
                               reply_format=reply_format_for(run.domain, run.instance))]

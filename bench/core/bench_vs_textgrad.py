@@ -36,13 +36,21 @@ REPEATS = 200
 TEXTGRAD_PYTHON = HERE.parent / ".venv-textgrad" / "bin" / "python"
 
 
-def _reply(system: str, user: str, loss_system: str = "") -> str:
-    """Scripted model: an improved value when asked for one, a critique for a loss call, else feedback."""
-    if "IMPROVED_VARIABLE" in user or "IMPROVED_VARIABLE" in (system or ""):
-        return f"The length was off by one.\n<IMPROVED_VARIABLE>\n{CANDIDATES[0]}\n</IMPROVED_VARIABLE>"
-    if loss_system and system == loss_system:
-        return CRITIQUE
-    return FEEDBACK
+class ScriptedModel:
+    """The scripted model of one loop: the next candidate when asked for a value (a new one each step, as a model
+    that follows the feedback would give), a critique for a loss call, else feedback."""
+
+    def __init__(self) -> None:
+        self.steps = 0
+
+    def reply(self, system: str, user: str, loss_system: str = "") -> str:
+        if "IMPROVED_VARIABLE" in user or "IMPROVED_VARIABLE" in (system or ""):
+            value = CANDIDATES[self.steps % len(CANDIDATES)]
+            self.steps += 1
+            return f"The length was off by one.\n<IMPROVED_VARIABLE>\n{value}\n</IMPROVED_VARIABLE>"
+        if loss_system and system == loss_system:
+            return CRITIQUE
+        return FEEDBACK
 
 
 # -- tgdomains -------------------------------------------------------------------------------------------------
@@ -53,7 +61,8 @@ def ours(mode: str) -> dict:
     from tgdomains.engines import ScriptedEngine
 
     def one_loop() -> tuple[int, int]:
-        engine = ScriptedEngine(lambda m: _reply(m[0]["content"], m[-1]["content"]))
+        model = ScriptedModel()
+        engine = ScriptedEngine(lambda m: model.reply(m[0]["content"], m[-1]["content"]))
         x = tg.Variable(START, "solution code", requires_grad=True)
         momentum = 3 if mode == "momentum3" else 0
         opt = tg.TGD([x], engine, constraints=["keep the function signature"], momentum=momentum, context=PROBLEM,
@@ -99,7 +108,8 @@ def ours_runner() -> dict:
             return {}
 
     def one_loop() -> tuple[int, int]:
-        engine = ScriptedEngine(lambda m: _reply(m[0]["content"], m[-1]["content"]))
+        model = ScriptedModel()
+        engine = ScriptedEngine(lambda m: model.reply(m[0]["content"], m[-1]["content"]))
         with tempfile.TemporaryDirectory() as d:
             optimize(Replay(), None, engine=engine, run_dir=Path(d) / "r", iterations=ITERATIONS, momentum=0,
                      progress=False)
@@ -119,6 +129,7 @@ def theirs() -> dict:
                    "propose new code snippets, only evaluate existing solutions critically and give very concise "
                    "feedback.")
     counts = {"calls": 0, "prompt_tokens": 0}
+    model = ScriptedModel()
 
     class Scripted(EngineLM):
         model_string = "scripted"
@@ -127,7 +138,7 @@ def theirs() -> dict:
             system = system_prompt or self.system_prompt
             counts["calls"] += 1
             counts["prompt_tokens"] += tokens(str(prompt)) + tokens(system)
-            return _reply(system, str(prompt), loss_system)
+            return model.reply(system, str(prompt), loss_system)
 
         def __call__(self, prompt, **kwargs):
             return self.generate(prompt, **kwargs)
@@ -137,6 +148,7 @@ def theirs() -> dict:
 
     def one_loop() -> tuple[int, int]:
         counts.update(calls=0, prompt_tokens=0)
+        model.steps = 0
         code = tg.Variable(START, requires_grad=True, role_description="code instance to optimize")
         problem = tg.Variable(PROBLEM, requires_grad=False, role_description="the coding problem")
         optimizer = tg.TGD(parameters=[code], engine=engine, constraints=["keep the function signature"])

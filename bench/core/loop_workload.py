@@ -24,8 +24,11 @@ START = '''def longest_valid_parentheses(s: str) -> int:
                 best = max(best, j - i)
     return best'''
 
-CANDIDATES = [START.replace("j - i)", "j - i + 1)").replace("            if depth == 0:",
-              "            if depth < 0:\n                break\n            if depth == 0:")] * 5
+_FIXED = START.replace("j - i)", "j - i + 1)").replace("            if depth == 0:",
+                       "            if depth < 0:\n                break\n            if depth == 0:")
+# One distinct proposal per iteration: a scripted model that repeats itself would make our side re-ask (a repeat is
+# never evaluated), which measures the repeat rule, not the loop.
+CANDIDATES = [_FIXED.replace("    return best", f"    return best  # revision {k + 1}") for k in range(5)]
 
 EVALUATIONS = [
     "2 of 3 visible tests fail.\n"

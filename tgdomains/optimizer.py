@@ -29,6 +29,12 @@ _REPEAT_TEMPERATURES = (0.7, 1.0)  # one re-ask per entry when a proposal repeat
 _CUT_TAIL = 200  # characters of a cut-off reply quoted back: enough to say where it stopped, not the whole reply
 
 
+def retry_temperature(temperature: float, retries: int) -> float:
+    """The sampling temperature of the `retries`-th retry of a request (1 = the first): 0.7, then 1.0 from the
+    second on, or `temperature` when that is higher. A retry at temperature 0 would get the same reply again."""
+    return max(temperature, _REPEAT_TEMPERATURES[min(retries, len(_REPEAT_TEMPERATURES)) - 1])
+
+
 @dataclass(frozen=True)
 class Attempt:
     """One past value with what it scored and the feedback it got: momentum's memory."""
@@ -166,7 +172,7 @@ class TGD:
         """`value`, or a re-asked one when it repeats the current value or one already evaluated. Each re-ask is one
         more LLM call (metered like any other) at a temperature above 0 with a seed derived from the step's, so a
         replayed run asks exactly the same. A repeat that survives every re-ask leaves the value unchanged."""
-        for attempt, temperature in enumerate(_REPEAT_TEMPERATURES, 1):
+        for attempt in range(1, len(_REPEAT_TEMPERATURES) + 1):
             which = "the current value" if value == old_value else self.avoid.get(value)
             if which is None:
                 break
@@ -174,8 +180,8 @@ class TGD:
             note = prompts.REPEATED_NOTE.format(which=which)
             seed = None if self.seed is None else self.seed * 31 + attempt
             try:
-                value = self._ask(prompts.re_ask(messages, note), report, temperature=max(self.temperature,
-                                                                                           temperature), seed=seed)
+                value = self._ask(prompts.re_ask(messages, note), report,
+                                  temperature=retry_temperature(self.temperature, attempt), seed=seed)
             except ParseError as exc:
                 report.problem = f"re-asked after a repeat of {which}; the new reply was unusable: {exc}"
                 return old_value

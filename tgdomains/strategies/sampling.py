@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from itertools import takewhile
 from typing import TYPE_CHECKING, ClassVar
 
 from tgdomains import prompts
@@ -16,7 +17,7 @@ from tgdomains.domain import ParseError
 from tgdomains.engines.budget import BudgetExceeded
 from tgdomains.evaluation import format_score
 from tgdomains.grammar import reply_format_for
-from tgdomains.optimizer import _REPEAT_TEMPERATURES, CutOff, cut_off
+from tgdomains.optimizer import _REPEAT_TEMPERATURES, CutOff, cut_off, retry_temperature
 from tgdomains.parsing import extract_tagged
 from tgdomains.records import StepStatus
 from tgdomains.strategies.base import Proposal, Strategy
@@ -64,8 +65,8 @@ def ask_for_value(run: Run, messages: list[dict[str, str]], parent: Step, *, met
     A reply cut off at the token limit is re-asked once for a shorter one; with `avoid` (values already evaluated),
     a repeat is re-asked as TGD does (temperature above 0, seeds derived from `seed`)."""
     problem, asked, cut_asked = "", messages, False
-    tries = [(temperature, seed)] + [(max(temperature, t), seed * 31 + k)
-                                     for k, t in enumerate(_REPEAT_TEMPERATURES, 1)]
+    tries = [(temperature, seed)] + [(retry_temperature(temperature, k), seed * 31 + k)
+                                     for k in range(1, len(_REPEAT_TEMPERATURES) + 1)]
     value = None
     for temp, sd in tries:
         try:
@@ -150,8 +151,8 @@ class Reflexion(Strategy):
             text = f"{text}\n(Your last reply was unusable: {last.problem})"
             # Unusable replies in a row: sample above 0, or two failures whose texts alternate make a cycle of two
             # byte-identical requests (on DRD2 Reflexion spent 7 of 8 calls that way at temperature 0).
-            failures = len(run.steps) - max(i for i, s in enumerate(run.steps) if s.status is not StepStatus.FAILED) - 1
-            temperature = max(temperature, _REPEAT_TEMPERATURES[min(failures, len(_REPEAT_TEMPERATURES)) - 1])
+            failures = sum(1 for _ in takewhile(lambda s: s.status is StepStatus.FAILED, reversed(run.steps)))
+            temperature = retry_temperature(temperature, failures)
         messages = prompts.reflect_messages(run.setup.context, last.value, text)
         return [ask_for_value(run, messages, last, meter=run.meter(), seed=run.config.seed * 100_003 + iteration,
                               temperature=temperature, feedback="(reflexion)", avoid=seen_values(run),

@@ -23,7 +23,7 @@ from tgdomains.engines.budget import BudgetExceeded
 from tgdomains.evaluation import finite_or_none, format_score
 from tgdomains.grammar import reply_format_for
 from tgdomains.loss import evaluation_loss
-from tgdomains.optimizer import _REPEAT_TEMPERATURES, TGD, Attempt
+from tgdomains.optimizer import TGD, Attempt, retry_temperature
 from tgdomains.records import Step, StepStatus
 from tgdomains.strategies.base import Proposal, Strategy
 from tgdomains.strategies.sampling import gist_of, seen_values
@@ -66,7 +66,7 @@ def tgd_child(run: Run, parent: Step, *, feedback: str, meter: Meter, seed: int,
     unusable = _unusable_children(run, parent)
     if unusable:
         note += prompts.UNUSABLE_NOTE.format(count=len(unusable), problem=_cut(unusable[-1].problem, _PROBLEM_CHARS))
-        temperature = max(temperature, _REPEAT_TEMPERATURES[min(len(unusable), len(_REPEAT_TEMPERATURES)) - 1])
+        temperature = retry_temperature(temperature, len(unusable))
     x = Variable(parent.value, run.setup.role, requires_grad=True)
     opt = TGD([x], meter, constraints=run.setup.constraints, examples=examples or run.setup.examples,
               momentum=momentum, context=run.setup.context, validate=run.parse, one_call=one_call,

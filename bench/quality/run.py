@@ -4,14 +4,16 @@
     python3 bench/quality/run.py --domain all --engine openai --base-url http://host:8000/v1 --model NAME
     python3 bench/quality/run.py --domain radiotherapy --replay   # offline, from the committed cassettes
 
-Every (instance, method) run gets the same caps: `--llm-calls` LLM requests (feedback, steps, repairs and re-asks
-all count) and `--evaluations` distinct evaluated candidates (the start included); the LLM-free baselines
+Every (instance, method) run gets the same caps, set per domain in `SUITES`: `llm_calls` LLM requests (feedback,
+steps, repairs and re-asks all count) and `evaluations` distinct evaluated candidates (the start included); the
+LLM-free baselines
 (radiotherapy: optuna; molecules: graph-ga) get the same evaluation cap. Seeds are fixed (`--seed`).
 
 Each run records its LLM traffic to cassettes/DOMAIN/INSTANCE/METHOD.jsonl and the evaluations it made to
 METHOD.evals.jsonl next to it. `--replay` serves the recorded replies (ReplayEngine: a changed prompt is a
 CassetteMiss, not a silent re-run) and, unless `--reevaluate`, the recorded evaluations, so the tables regenerate
-in seconds; tests/core/test_quality_tables.py asserts that they equal the committed results_DOMAIN.md.
+offline (seconds for radiotherapy and molecules; minutes for code, whose finalize still runs the hidden tests in the
+sandbox); tests/core/test_quality_tables.py asserts that they equal the committed results_DOMAIN.md.
 
 Outputs: results_DOMAIN.json (every run: summary and best-so-far curves), results_DOMAIN.md (the tables) and
 DOMAIN_INSTANCE.png (best-so-far against LLM calls and against evaluations, one line per method).

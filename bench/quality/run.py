@@ -11,9 +11,9 @@ LLM-free baselines
 
 Each run records its LLM traffic to cassettes/DOMAIN/INSTANCE/METHOD.jsonl and the evaluations it made to
 METHOD.evals.jsonl next to it. `--replay` serves the recorded replies (ReplayEngine: a changed prompt is a
-CassetteMiss, not a silent re-run) and, unless `--reevaluate`, the recorded evaluations, so the tables regenerate
-offline (seconds for radiotherapy and molecules; minutes for code, whose finalize still runs the hidden tests in the
-sandbox); tests/core/test_quality_tables.py asserts that they equal the committed results_DOMAIN.md.
+CassetteMiss, not a silent re-run) and, unless `--reevaluate`, the recorded evaluations and finalize result
+(METHOD.final.json: code's hidden tests), so the tables regenerate offline in seconds;
+tests/core/test_quality_tables.py asserts that they equal the committed results_DOMAIN.md.
 
 Outputs: results_DOMAIN.json (every run: summary and best-so-far curves), results_DOMAIN.md (the tables) and
 DOMAIN_INSTANCE.png (best-so-far against LLM calls and against evaluations, one line per method).
@@ -125,6 +125,29 @@ class RecordedEvaluations:
         return recorded
 
 
+class RecordedFinal:
+    """The run's finalize result (code: the hidden tests of the best program), stored beside its evaluations.
+
+    Served on replay when the replayed run ends on the same best value, so a replay never runs the hidden tests
+    again (the code tables replay in seconds instead of minutes); `--reevaluate` runs finalize again and rewrites it.
+    """
+
+    def __init__(self, path: Path, replay: bool) -> None:
+        self.path, self.replay = path, replay
+        self.known = json.loads(path.read_text(encoding="utf-8")) if replay and path.exists() else None
+
+    def wrap(self, finalize):
+        def recorded(value: str, instance: Any) -> dict[str, Any]:
+            if self.known is not None and self.known["value"] == value:
+                return self.known["final"]
+            final = finalize(value, instance) or {}
+            if not self.replay:
+                self.path.write_text(json.dumps({"value": value, "final": final}, indent=1, ensure_ascii=False,
+                                                default=str) + "\n", encoding="utf-8")
+            return final
+        return recorded
+
+
 def run_one(suite: Suite, args: dict[str, Any], method: Method, engine_factory, opts: argparse.Namespace,
             work: Path) -> dict[str, Any]:
     from tgdomains.run import optimize
@@ -134,6 +157,8 @@ def run_one(suite: Suite, args: dict[str, Any], method: Method, engine_factory, 
     where = HERE / "cassettes" / suite.domain / instance_name(args)
     cassette = where / f"{method.name}.jsonl"
     evals = RecordedEvaluations(where / f"{method.name}.evals.jsonl", replay=opts.replay and not opts.reevaluate)
+    replaying = opts.replay and not opts.reevaluate
+    domain.finalize = RecordedFinal(where / f"{method.name}.final.json", replay=replaying).wrap(domain.finalize)
     engine = engine_factory(cassette) if method.uses_llm else None
     settings = dict(method.settings)
     if method.uses_llm:
@@ -287,6 +312,15 @@ def engine_factory(opts: argparse.Namespace):
     base, reason = build_engine(argparse.Namespace(
         replay=None, record=None, engine=opts.engine, model=opts.model, base_url=opts.base_url,
         model_path=opts.model_path, price=[], cache_path=None, no_cache=opts.no_cache))
+
+    # A new machine has an empty reply cache: the committed cassettes fill it first, so a re-recording after a
+    # change asks the model only what changed (requests recorded under other engine settings never match).
+    from tgdomains.engines.cache import CachedEngine
+    if isinstance(base, CachedEngine) and base.enabled:
+        added = sum(base.import_cassette(c) for c in sorted((HERE / "cassettes").rglob("*.jsonl"))
+                    if not c.name.endswith(".evals.jsonl"))
+        if added:
+            print(f"reply cache: {added} replies imported from the committed cassettes", flush=True)
 
     def recording(cassette: Path):
         cassette.parent.mkdir(parents=True, exist_ok=True)

@@ -127,3 +127,23 @@ def test_the_reply_cache_lives_under_the_one_cache_root_at_the_same_path_as_befo
     assert default_cache_path().parent == cache_dir("docking").parent
     monkeypatch.delenv("TGDOMAINS_CACHE_DIR")
     assert default_cache_path() == Path.home() / ".cache" / "tgdomains" / "llm_cache.sqlite"
+
+
+def test_a_cassette_imported_into_an_empty_cache_answers_its_requests_without_the_model(tmp_path):
+    """A new machine re-recording after a change: what the committed cassette asked comes from the cache."""
+    cassette = tmp_path / "run.jsonl"
+    recorder = RecordingEngine(CachedEngine(Configured(["first", "second"], default_max_tokens=8),
+                                            tmp_path / "old.sqlite"), cassette)
+    recorder.generate(MSG)
+    recorder.generate(MSG, temperature=0.7, seed=3, reply_format=reply_format())
+    with open(cassette, "a") as f:
+        f.write('{"key": "cut by a kill')  # a recording killed mid-line: skipped
+
+    fresh = CachedEngine(Configured([], default_max_tokens=8), tmp_path / "new.sqlite")
+    assert fresh.import_cassette(cassette) == 2
+    assert fresh.import_cassette(cassette) == 0  # safe to import twice
+    assert fresh.generate(MSG).text == "first"
+    assert fresh.generate(MSG, temperature=0.7, seed=3, reply_format=reply_format()).text == "second"
+    assert fresh.usage.cache_hits == 2
+    other = CachedEngine(Configured(["from the model"], default_max_tokens=512), tmp_path / "new.sqlite")
+    assert other.generate(MSG).text == "from the model"  # recorded under other settings: never served

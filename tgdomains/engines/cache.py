@@ -139,6 +139,34 @@ class CachedEngine(BaseEngine):
         self._use(store)
         return completion
 
+    def import_cassette(self, path: str | Path) -> int:
+        """Store a cassette's replies (tgdomains.engines.cassette) under the keys this cache would give them.
+
+        What a recording on another machine asked, this machine then answers from the cache: a re-recording after
+        a change costs only the requests that changed. A reply is imported only under the engine settings it was
+        recorded with, so a cassette from another model file or sampler never answers this engine (its keys
+        differ); replies already stored are kept. Returns how many replies were added.
+        """
+        rows = []
+        for line in Path(path).read_text(encoding="utf-8").splitlines():
+            try:
+                entry = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a line cut by a kill during recording
+            stored = {"request": entry["request"], "engine": entry["engine"]}
+            prompt_tokens, completion_tokens = entry["usage"]
+            rows.append((key_of(stored), json.dumps(stored), entry["text"], prompt_tokens, completion_tokens,
+                         entry.get("finish_reason")))
+
+        def store(db: sqlite3.Connection) -> int:
+            with db:
+                before = db.total_changes
+                db.executemany("INSERT OR IGNORE INTO replies (key, request, text, prompt_tokens, completion_tokens, "
+                               "finish_reason) VALUES (?, ?, ?, ?, ?, ?)", rows)
+                return db.total_changes - before
+
+        return self._use(store) or 0
+
     def _forward(self, request: Request) -> Completion:
         return self.engine.generate(request.chat(), **request.options())
 

@@ -52,6 +52,8 @@ LLM_METHODS = [
     Method("best-of-4", "best-of-n"),
     Method("reflexion", "reflexion"),
     Method("tgd-chain", "chain"),
+    # the ablation of the overshoot fix: TextGrad's loop, which keeps stepping from its latest value after it got worse
+    Method("tgd-chain-latest", "chain", {"after_worse": "latest"}),
     Method("tgd-one-call", "one-call"),
     # one thread: which concurrent call a spent budget refuses would depend on timing, and replays must not
     Method("population", "population", {"population": 2, "proposals": 1, "workers": 1}),

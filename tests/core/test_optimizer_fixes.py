@@ -118,10 +118,12 @@ def test_reflexion_samples_above_zero_after_unusable_replies(tmp_path):
 
 
 def test_after_a_worse_step_the_chain_steps_from_its_best_and_says_so(tmp_path):
-    engine = ScriptedEngine(["fb", tagged("20 + 3"), "fb", tagged("1"), "fb", tagged("2")])
+    engine = ScriptedEngine(["fb of #0", tagged("20 + 3"), "fb of #1", tagged("1"), tagged("2")])
     result = optimize(ArithmeticDomain(), Target("t", 24), engine=engine, run_dir=tmp_path / "r", iterations=3,
                       **quiet())
-    step_prompt = last_user(engine.requests[5])
+    step_prompt = last_user(engine.requests[4])
+    # back at #1, its feedback from iteration 2 is reused: no second backward call on the same evaluation
+    assert "fb of #1" in step_prompt and result.usage["llm_calls"] == 5
     assert "<VARIABLE>\n20 + 3\n</VARIABLE>" in step_prompt  # from the best, not from the worse "1"
     assert "the last change made things worse (step #2 scored -23, this value -1)" in step_prompt
     assert "| 1 |" in step_prompt  # the worse attempt is in the table of past attempts

@@ -237,8 +237,9 @@ def test_the_evaluation_budget_is_never_exceeded(tmp_path):
     assert len(domain.evaluated) == 6 == result.usage["evaluations"]
     assert result.stop_reason == "evaluation budget (6) reached"
     # iteration 1: one parent, 1 feedback + 2 step calls; iteration 2 asked for only the 3 children the budget had
-    # left (two parents: 2 feedback + 3 step calls), not population x proposals = 8
-    assert len(result.steps) == 6 and result.usage["llm_calls"] == (1 + 2) + (2 + 3)
+    # left (two parents, one of them the start whose feedback is reused: 1 feedback + 3 step calls), not
+    # population x proposals = 8
+    assert len(result.steps) == 6 and result.usage["llm_calls"] == (1 + 2) + (1 + 3)
 
 
 def test_the_token_budget_counts_every_call_of_every_child(tmp_path):

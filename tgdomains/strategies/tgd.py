@@ -37,10 +37,11 @@ _EVAL_LINE = 160  # characters of a sibling's evaluation shown in momentum: what
 
 
 def feedback_for(run: Run, parent: Step, meter: Meter, seed: int) -> str | None:
-    """The parent's feedback from its own evaluation; None when a spent budget refused the call. After an unusable
-    proposal from `parent` the feedback it was given is reused: the same evaluation gets the same critique, so a
-    second backward call would only spend the budget."""
-    earlier = [s for s in _unusable_children(run, parent) if s.feedback and s.merge_with is None]
+    """The parent's feedback from its own evaluation; None when a spent budget refused the call. A parent stepped
+    from before (a chain back at its best after a worse step, a population parent drawn again, a retry after an
+    unusable proposal) reuses the feedback it was given: the same evaluation gets the same critique, so a second
+    backward call would only spend the budget that a step can use."""
+    earlier = [s for s in run.steps if s.parent == parent.id and s.feedback and s.merge_with is None]
     if earlier:
         return earlier[-1].feedback
     x = Variable(parent.value, run.setup.role, requires_grad=True)

@@ -1,7 +1,8 @@
 """The committed quality tables (bench/quality/results_DOMAIN.md) are what their committed cassettes replay to.
 
-Replaying serves the recorded LLM replies (a changed prompt or strategy is a CassetteMiss) and the recorded
-evaluations, so CI guards the figures without a model (offline; code replays run the hidden tests again).
+Replaying serves the recorded LLM replies (a changed prompt or strategy is a CassetteMiss), the recorded
+evaluations and the recorded finalize results (code's hidden tests), so CI guards the figures offline, without a
+model and without running a candidate.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ def _bench():
     return module
 
 
-@pytest.mark.slow  # all three ~200 s on a quiet machine (radiotherapy alone 4 s); code re-runs its hidden tests
+@pytest.mark.slow  # radiotherapy re-runs the dose engine for its finals (seconds); the others only replay
 @pytest.mark.parametrize("domain", COMMITTED)
 def test_replaying_the_cassettes_gives_the_committed_table(domain, tmp_path):
     pytest.importorskip("matplotlib")

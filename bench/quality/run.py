@@ -49,7 +49,7 @@ class Method:
 
 LLM_METHODS = [
     Method("zero-shot", "zero-shot"),
-    Method("best-of-4", "best-of-n"),
+    Method("best-of-4", "best-of-n", {"workers": 1}),  # one thread, as population below
     Method("reflexion", "reflexion"),
     Method("tgd-chain", "chain"),
     # the ablation of the overshoot fix: TextGrad's loop, which keeps stepping from its latest value after it got worse

@@ -154,3 +154,46 @@ def test_a_step_longer_than_the_time_budget_is_finished_not_cut(tmp_path):
     assert [s.iteration for s in result.steps] == [0] and engine.requests == []
     assert result.steps[0].eval_s >= 0.3 and result.stop_reason == "time budget (0.1 s) reached"
     check_record(tmp_path / "r")
+
+
+
+class SlowScripted(ScriptedEngine):
+    def _complete(self, request):
+        time.sleep(0.2)  # every call in flight while the others check the budget
+        return super()._complete(request)
+
+
+def test_concurrent_calls_never_exceed_the_call_budget():
+    """Best-of-4 sends its samples at once: before, all four passed the check of a budget with two calls left."""
+    import threading
+
+    from tgdomains.engines.budget import BudgetExceeded, RunEngine
+
+    started = threading.Barrier(4, timeout=5)
+    inner = SlowScripted(lambda messages: "reply")
+    engine = RunEngine(inner, call_budget=2)
+    outcomes = []
+
+    def call():
+        started.wait()
+        try:
+            outcomes.append(engine.generate([{"role": "user", "content": "hi"}]).text)
+        except BudgetExceeded as exc:
+            outcomes.append(str(exc))
+
+    threads = [threading.Thread(target=call) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(inner.requests) == 2 == engine.usage.calls
+    assert sorted(outcomes)[:2] == ["LLM call budget spent (0 made and 2 in flight >= 2)"] * 2
+    assert outcomes.count("reply") == 2
+
+
+def test_best_of_n_stays_inside_the_call_budget(tmp_path):
+    samples = iter(range(10_000))
+    engine = SlowScripted(lambda messages: tagged(f"{next(samples)} + 1"))
+    result = optimize(ArithmeticDomain(), Target("t", 997), engine=engine, strategy="best-of-n",
+                      run_dir=tmp_path / "r", iterations=5, llm_call_budget=6, progress=False)
+    assert len(engine.requests) == 6 and result.usage["llm_calls"] == 6

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from tgdomains.engines.base import BaseEngine, Completion, Engine, Request, Usage
@@ -14,7 +15,9 @@ class BudgetExceeded(RuntimeError):
 class RunEngine(BaseEngine):
     """Wraps a (possibly shared) engine so a run counts only its own calls and stops at its budget.
 
-    The check happens before each call, so a budget is overshot by at most the one call that crossed it.
+    The check happens before each call, so a token or cost budget is overshot by at most the one call that crossed
+    it. The call budget is never overshot, not even by concurrent calls: a call reserves its place before it is
+    sent (best-of-4 sampled 4 at once and made 10 calls of a budget of 8 before).
     """
 
     def __init__(self, engine: Engine, token_budget: int | None = None, cost_budget: float | None = None,
@@ -25,6 +28,8 @@ class RunEngine(BaseEngine):
         self.token_budget = token_budget
         self.cost_budget = cost_budget
         self.call_budget = call_budget
+        self._in_flight = 0  # calls sent and not yet counted in usage
+        self._reserve = threading.Lock()
 
     def restore(self, spent: dict[str, float]) -> None:
         """Count what a resumed run already spent (its steps' usage), so its budgets do not start again."""
@@ -43,10 +48,25 @@ class RunEngine(BaseEngine):
             return f"cost budget spent (${u.cost_usd:.4f} >= ${self.cost_budget})"
         return None
 
+    def generate(self, messages, *, temperature=0.0, max_tokens=None, seed=None, stop=None, reply_format=None):
+        with self._reserve:
+            reason = self.exhausted()
+            u = self.usage
+            if reason is None and self.call_budget is not None and \
+                    u.calls + u.cache_hits + self._in_flight >= self.call_budget:
+                reason = (f"LLM call budget spent ({u.calls + u.cache_hits} made and {self._in_flight} in flight >= "
+                          f"{self.call_budget})")
+            if reason:
+                raise BudgetExceeded(reason)
+            self._in_flight += 1
+        try:  # the base class counts the call in usage before it returns; only then is the reservation released
+            return super().generate(messages, temperature=temperature, max_tokens=max_tokens, seed=seed, stop=stop,
+                                    reply_format=reply_format)
+        finally:
+            with self._reserve:
+                self._in_flight -= 1
+
     def _complete(self, request: Request) -> Completion:
-        reason = self.exhausted()
-        if reason:
-            raise BudgetExceeded(reason)
         return self.engine.generate(request.chat(), **request.options())
 
     def cost(self, usage: Usage) -> float:

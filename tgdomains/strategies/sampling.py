@@ -107,11 +107,15 @@ class ZeroShot(Strategy):
     name: ClassVar[str] = "zero-shot"
     samples: int = 1
     sample_temperature: float = 0.8  # independent samples need a temperature above 0 to differ
+    workers: int | None = None  # threads for the samples (default: one each; 1 makes a replay independent of timing)
 
     def check(self) -> ZeroShot:
         if self.samples < 1:
             raise ValueError(f"samples must be >= 1, got {self.samples}")
         return self
+
+    def settings(self) -> dict:
+        return {k: v for k, v in super().settings().items() if k != "workers"}  # how, not what: not recorded
 
     def width(self) -> int:
         return self.samples
@@ -122,7 +126,8 @@ class ZeroShot(Strategy):
         n = self.samples if room is None else max(0, min(self.samples, room))
         base = run.config.seed * 100_003 + iteration * 1_000
         return run.map(lambda j: ask_for_value(run, messages, run.steps[0], meter=run.meter(), seed=base + j,
-                                               temperature=self.sample_temperature), list(range(n)))
+                                               temperature=self.sample_temperature), list(range(n)),
+                       workers=self.workers)
 
 
 @dataclass

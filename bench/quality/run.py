@@ -220,7 +220,9 @@ def summarize(steps: list[Step], final: dict[str, Any], usage: dict[str, float],
     # what the method proposed after the start: new candidates, and replies that gave no usable value
     proposals = [s for s in steps[1:] if s.evaluated or s.status is StepStatus.FAILED]
     valid_proposals = [s for s in proposals if s.evaluated and s.evaluation.valid]
+    start = steps[0].evaluation.score
     return {
+        "start_score": round(start, 6) if math.isfinite(start) else None,
         "best_score": round(best.evaluation.score, 6) if math.isfinite(best.evaluation.score) else None,
         "best_passed": best.evaluation.passed, "best_step": best.id,
         "last_score": None if last is None or not math.isfinite(last.evaluation.score)
@@ -279,10 +281,47 @@ def table(suite: Suite, rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def overview(suite: Suite, runs: list[dict]) -> str:
+    """Best score of every method (rows) on every instance (columns), the start's score first; the best of each
+    column in bold; for code, the hidden-test pass rate after a slash and the problems solved (every hidden test)."""
+    instances = list(dict.fromkeys(r["instance"] for r in runs))
+    methods = list(dict.fromkeys(r["method"] for r in runs))
+    by = {(r["instance"], r["method"]): r for r in runs}
+    code = suite.domain == "code"
+    head = ["method", *instances, *(["solved (hidden)"] if code else [])]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    start = {i: next((r["start_score"] for r in runs if r["instance"] == i and r.get("start_score") is not None),
+                     None) for i in instances}
+    lines.append("| (start) | " + " | ".join(fmt(start[i]) for i in instances) + (" | |" if code else " |"))
+    top = {i: max((by[i, m]["best_score"] for m in methods if (i, m) in by and by[i, m]["best_score"] is not None),
+                  default=None) for i in instances}
+    for m in methods:
+        cells, solved, ran = [m], 0, 0
+        for i in instances:
+            r = by.get((i, m))
+            if r is None:
+                cells.append("–")
+                continue
+            cell = fmt(r["best_score"])
+            if code:
+                hidden = r["final"].get("hidden_pass_rate")
+                cell += f" / {fmt(hidden)}"
+                ran += 1
+                solved += int(hidden == 1)
+            cells.append(f"**{cell}**" if r["best_score"] is not None and r["best_score"] == top[i] else cell)
+        if code:
+            cells.append(f"{solved}/{ran}")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def markdown(suite: Suite, runs: list[dict], header: dict[str, Any]) -> str:
     out = [f"# Quality: {suite.domain}", "",
            f"Budget per run: {suite.llm_calls} LLM calls and {suite.evaluations} evaluations (the start included); "
-           f"seed {header['seed']}; engine: {header['engine']}.", ""]
+           f"seed {header['seed']}; engine: {header['engine']}.", "",
+           "Best score per method and instance (higher is better; bold: the best of the column"
+           + ("; after the slash: the best program's hidden-test pass rate" if suite.domain == "code" else "")
+           + "):", "", overview(suite, runs), ""]
     for name in dict.fromkeys(r["instance"] for r in runs):
         out += [f"## {name}", "", table(suite, [r for r in runs if r["instance"] == name]), ""]
     return "\n".join(out)

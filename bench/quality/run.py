@@ -54,6 +54,8 @@ LLM_METHODS = [
     Method("tgd-chain", "chain"),
     # the ablation of the overshoot fix: TextGrad's loop, which keeps stepping from its latest value after it got worse
     Method("tgd-chain-latest", "chain", {"after_worse": "latest"}),
+    # the chain sampling at the samplers' temperature (an experiment on code, where resampling beat the chain)
+    Method("tgd-chain-t0.8", "chain", {"temperature": 0.8}),
     Method("tgd-one-call", "one-call"),
     # one thread: which concurrent call a spent budget refuses would depend on timing, and replays must not
     Method("population", "population", {"population": 2, "proposals": 1, "workers": 1}),

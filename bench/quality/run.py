@@ -189,6 +189,9 @@ def run_one(suite: Suite, args: dict[str, Any], method: Method, engine_factory, 
     result = optimize(domain, instance, engine=engine, strategy=method.strategy, run_dir=run_dir,
                       evaluate=evals.wrap(lambda v: domain.evaluate(v, instance)), progress=opts.verbose,
                       iterations=50, seed=opts.seed, evaluation_budget=suite.evaluations, **settings)
+    if getattr(engine, "misses", 0):  # the run loop took each miss for a dead endpoint and went on
+        raise SystemExit(f"{cassette}: {engine.misses} request(s) were never recorded: prompts, grammars or "
+                         f"strategies changed since the recording; re-record this run (without --replay)")
     summary = summarize(result.steps, result.final, result.usage, suite.columns)
     if method.uses_llm:  # tokens of every exchange as recorded: the same whether a reply came from the cache or not
         usage = [json.loads(line)["usage"] for line in cassette.read_text(encoding="utf-8").splitlines()]

@@ -52,8 +52,10 @@ def test_recording_replays_byte_for_byte(tmp_path):
     replay = ReplayEngine(cassette)
     assert [replay.generate(m, seed=7).text for m in asked] == recorded
     assert replay.usage.prompt_tokens == rec.usage.prompt_tokens
+    assert replay.misses == 0
     with pytest.raises(CassetteMiss):
         replay.generate([{"role": "user", "content": "never asked"}], seed=7)
+    assert replay.misses == 1  # counted even where a run loop swallows the error as a failed step
 
 
 def test_usage_is_metered_per_engine():

@@ -52,7 +52,9 @@ class CassetteMiss(KeyError):
 
 
 class ReplayEngine(BaseEngine):
-    """Serves recorded replies; never contacts a model."""
+    """Serves recorded replies; never contacts a model. `misses` counts the requests it had no reply for: a run
+    loop treats a miss like a dead endpoint (a failed step, the run goes on), so a caller that needs an exact replay
+    checks it afterwards."""
 
     def __init__(self, path: str | Path, model: str | None = None) -> None:
         super().__init__()
@@ -60,6 +62,7 @@ class ReplayEngine(BaseEngine):
         self.model = model or ""
         self._replies: dict[str, deque] | None = None
         self._lock = threading.Lock()
+        self.misses = 0
 
     def _load(self) -> dict[str, deque]:
         if self._replies is None:
@@ -83,6 +86,7 @@ class ReplayEngine(BaseEngine):
         with self._lock:
             queue = self._load().get(request.key)
             if not queue:
+                self.misses += 1
                 raise CassetteMiss(f"cassette {self.path} has no (more) replies for this request; last message:\n"
                                    f"{request.messages[-1][1][:300]}")
             entry = queue[0] if len(queue) == 1 else queue.popleft()  # the last reply repeats for repeated asks

@@ -137,8 +137,9 @@ class RecordedFinal:
     """The run's finalize result (code: the hidden tests of the best program), stored beside its evaluations.
 
     Served on replay when the replayed run ends on the same best value, so a replay never runs the hidden tests
-    again (the code tables replay in seconds instead of minutes); `--reevaluate` runs finalize again and rewrites it.
-    A value another method of the instance already finalized gets that verdict: a hidden test near its time limit
+    again (the code tables replay in seconds instead of minutes); `--reevaluate` rewrites it, running finalize
+    again unless a sibling holds the value's verdict. A value another method of the instance already finalized gets
+    that verdict: a hidden test near its time limit
     passed in one measurement of the same program and not in another (HumanEval/163: 9 or 10 of 986), and one
     program must not show two verdicts in a table.
     """
@@ -177,8 +178,8 @@ def run_one(suite: Suite, args: dict[str, Any], method: Method, engine_factory, 
     instance = domain.load(dict(args))
     where = HERE / "cassettes" / suite.domain / instance_name(args)
     cassette = where / f"{method.name}.jsonl"
-    evals = RecordedEvaluations(where / f"{method.name}.evals.jsonl", replay=opts.replay and not opts.reevaluate)
     replaying = opts.replay and not opts.reevaluate
+    evals = RecordedEvaluations(where / f"{method.name}.evals.jsonl", replay=replaying)
     domain.finalize = RecordedFinal(where / f"{method.name}.final.json", replay=replaying).wrap(domain.finalize)
     engine = engine_factory(cassette) if method.uses_llm else None
     settings = dict(method.settings)

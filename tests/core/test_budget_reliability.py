@@ -8,6 +8,7 @@ from __future__ import annotations
 import itertools
 import json
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from arithmetic_domain import ArithmeticDomain, Target, tagged  # noqa: E402
 from fault_helpers import check_record, is_optimizer_request  # noqa: E402
 
 from tgdomains.engines import Completion, Request, ScriptedEngine, Usage  # noqa: E402
+from tgdomains.engines.budget import BudgetExceeded, RunEngine  # noqa: E402
 from tgdomains.run import optimize  # noqa: E402
 
 TARGET = Target("t997", 997)
@@ -156,7 +158,6 @@ def test_a_step_longer_than_the_time_budget_is_finished_not_cut(tmp_path):
     check_record(tmp_path / "r")
 
 
-
 class SlowScripted(ScriptedEngine):
     def _complete(self, request):
         time.sleep(0.2)  # every call in flight while the others check the budget
@@ -165,10 +166,6 @@ class SlowScripted(ScriptedEngine):
 
 def test_concurrent_calls_never_exceed_the_call_budget():
     """Best-of-4 sends its samples at once: before, all four passed the check of a budget with two calls left."""
-    import threading
-
-    from tgdomains.engines.budget import BudgetExceeded, RunEngine
-
     started = threading.Barrier(4, timeout=5)
     inner = SlowScripted(lambda messages: "reply")
     engine = RunEngine(inner, call_budget=2)

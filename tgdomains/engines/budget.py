@@ -38,24 +38,22 @@ class RunEngine(BaseEngine):
         u.prompt_tokens, u.completion_tokens = int(spent["prompt_tokens"]), int(spent["completion_tokens"])
         u.cost_usd = float(spent["cost_usd"])
 
-    def exhausted(self) -> str | None:
+    def exhausted(self, in_flight: int = 0) -> str | None:
+        """Why no further call may be made, or None; `in_flight` calls already hold a place in the call budget."""
         u = self.usage
         if self.token_budget is not None and u.prompt_tokens + u.completion_tokens >= self.token_budget:
             return f"token budget spent ({u.prompt_tokens + u.completion_tokens} >= {self.token_budget})"
-        if self.call_budget is not None and u.calls + u.cache_hits >= self.call_budget:
-            return f"LLM call budget spent ({u.calls + u.cache_hits} >= {self.call_budget})"
+        if self.call_budget is not None and u.calls + u.cache_hits + in_flight >= self.call_budget:
+            made = u.calls + u.cache_hits
+            held = f"{made} made and {in_flight} in flight" if in_flight else f"{made}"
+            return f"LLM call budget spent ({held} >= {self.call_budget})"
         if self.cost_budget is not None and u.cost_usd >= self.cost_budget:
             return f"cost budget spent (${u.cost_usd:.4f} >= ${self.cost_budget})"
         return None
 
     def generate(self, messages, *, temperature=0.0, max_tokens=None, seed=None, stop=None, reply_format=None):
         with self._reserve:
-            reason = self.exhausted()
-            u = self.usage
-            if reason is None and self.call_budget is not None and \
-                    u.calls + u.cache_hits + self._in_flight >= self.call_budget:
-                reason = (f"LLM call budget spent ({u.calls + u.cache_hits} made and {self._in_flight} in flight >= "
-                          f"{self.call_budget})")
+            reason = self.exhausted(self._in_flight)
             if reason:
                 raise BudgetExceeded(reason)
             self._in_flight += 1

@@ -25,6 +25,8 @@ from tgdomains.caches import cache_root
 from tgdomains.engines.base import BaseEngine, Completion, Engine, Request, Usage, key_of
 
 _COLUMNS = "key TEXT PRIMARY KEY, request TEXT, text TEXT, prompt_tokens INT, completion_tokens INT"
+_INSERT = ("INTO replies (key, request, text, prompt_tokens, completion_tokens, finish_reason) "
+           "VALUES (?, ?, ?, ?, ?, ?)")
 
 
 def default_cache_path() -> Path:
@@ -59,7 +61,11 @@ class CachedEngine(BaseEngine):
 
     def key(self, request: Request) -> str:
         """The cache key: the request and the wrapped engine's settings."""
-        return key_of({"request": request.to_dict(), "engine": self.settings()})
+        return key_of(self._stored(request))
+
+    def _stored(self, request: Request) -> dict[str, Any]:
+        """What a row's key is computed from and its `request` column holds."""
+        return {"request": request.to_dict(), "engine": self.settings()}
 
     def _db(self) -> sqlite3.Connection:
         # One connection per thread: sqlite3 connections must not cross threads.
@@ -129,11 +135,9 @@ class CachedEngine(BaseEngine):
 
         def store(db: sqlite3.Connection) -> bool:
             with db:
-                db.execute("INSERT OR REPLACE INTO replies (key, request, text, prompt_tokens, completion_tokens, "
-                           "finish_reason) VALUES (?, ?, ?, ?, ?, ?)",
-                           (key, json.dumps({"request": request.to_dict(), "engine": self.settings()}),
-                            completion.text, completion.usage.prompt_tokens, completion.usage.completion_tokens,
-                            completion.finish_reason))
+                db.execute(f"INSERT OR REPLACE {_INSERT}",
+                           (key, json.dumps(self._stored(request)), completion.text, completion.usage.prompt_tokens,
+                            completion.usage.completion_tokens, completion.finish_reason))
             return True
 
         self._use(store)
@@ -153,7 +157,7 @@ class CachedEngine(BaseEngine):
                 entry = json.loads(line)
             except json.JSONDecodeError:
                 continue  # a line cut by a kill during recording
-            stored = {"request": entry["request"], "engine": entry["engine"]}
+            stored = {"request": entry["request"], "engine": entry["engine"]}  # as `_stored` writes it
             prompt_tokens, completion_tokens = entry["usage"]
             rows.append((key_of(stored), json.dumps(stored), entry["text"], prompt_tokens, completion_tokens,
                          entry.get("finish_reason")))
@@ -161,8 +165,7 @@ class CachedEngine(BaseEngine):
         def store(db: sqlite3.Connection) -> int:
             with db:
                 before = db.total_changes
-                db.executemany("INSERT OR IGNORE INTO replies (key, request, text, prompt_tokens, completion_tokens, "
-                               "finish_reason) VALUES (?, ?, ?, ?, ?, ?)", rows)
+                db.executemany(f"INSERT OR IGNORE {_INSERT}", rows)
                 return db.total_changes - before
 
         return self._use(store) or 0

@@ -5,7 +5,8 @@ feedback (as a compact table); a malformed reply gets one repair request and, fa
 last good value — `step()` never raises. Two replies are never accepted as a new value:
 
 - a *repeat* (the current value, or one of `avoid`: values already evaluated in the run) is re-asked with the
-  repeat named, at a temperature above 0 with a seed derived from the step's, so no evaluation is spent on it;
+  repeat named, at a temperature above 0 with a seed derived from the step's, so no evaluation is spent on it
+  (and a copy of such a value pasted into the feedback is replaced by a note before the optimizer reads it);
 - a reply *cut off* at the token limit (the engine's finish reason "length") is never trimmed into a value: the
   re-ask says where it was cut and asks for a shorter one.
 """
@@ -19,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from tgdomains import prompts
 from tgdomains.domain import ParseError
-from tgdomains.parsing import extract_tagged, text_before_tags
+from tgdomains.parsing import extract_tagged, replace_fenced, text_before_tags
 from tgdomains.variable import Variable
 
 if TYPE_CHECKING:
@@ -133,7 +134,8 @@ class TGD:
             messages = prompts.ONE_CALL_STEP.messages(evaluation=evaluation_text or p.feedback(), **sections)
         else:
             report.feedback = p.feedback() or "(no feedback)"
-            messages = prompts.TGD_STEP.messages(feedback=report.feedback, **sections)
+            messages = prompts.TGD_STEP.messages(feedback=self._without_copies(report.feedback, p.value),
+                                                 **sections)
         old_value = p.value
         new_value = None
         try:
@@ -168,12 +170,33 @@ class TGD:
             p.value = new_value
         return report
 
+    def _without_copies(self, feedback: str, current: str) -> str:
+        """The feedback as the optimizer reads it: a fenced block that is a copy of the current value or of one
+        already evaluated is replaced by a note naming it. A small critic often writes "here is the updated code"
+        and pastes the value back unchanged; the optimizer then copies that block, and re-asks did not break it
+        (38 of 39 code re-asks with such a block repeated the value again)."""
+        def note(block: str) -> str | None:
+            try:
+                value = self._validate(block) if self.validate is not None else block.strip()
+            except ParseError:
+                return None
+            which = self._name(value, current)
+            return None if which is None else prompts.COPY_OMITTED_NOTE.format(which=which)
+        return replace_fenced(feedback, note)
+
+    def _name(self, value: str, current: str) -> str | None:
+        """How a re-ask names a repeat of `value`, or None when it is new. The current value is named with its
+        evaluation when it has one (it leads with what fails, so the model sees why a copy is useless)."""
+        if value == current:
+            return "the current value" + (f", {self.avoid[value]}" if value in self.avoid else "")
+        return self.avoid.get(value)
+
     def _unless_repeated(self, value: str, old_value: str, messages: list[dict], report: StepReport) -> str:
         """`value`, or a re-asked one when it repeats the current value or one already evaluated. Each re-ask is one
         more LLM call (metered like any other) at a temperature above 0 with a seed derived from the step's, so a
         replayed run asks exactly the same. A repeat that survives every re-ask leaves the value unchanged."""
         for attempt in range(1, len(_REPEAT_TEMPERATURES) + 1):
-            which = "the current value" if value == old_value else self.avoid.get(value)
+            which = self._name(value, old_value)
             if which is None:
                 break
             report.repeats.append(which)

@@ -4,6 +4,7 @@ fences. Domains use these in their `parse` instead of declaring their own patter
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 from tgdomains.domain import ParseError
 from tgdomains.prompts import TAG
@@ -47,6 +48,15 @@ def text_before_tags(reply: str) -> str:
 def fenced_blocks(text: str) -> list[tuple[str, str]]:
     """Every Markdown code fence as (language in lower case, body), in order."""
     return [(lang.lower(), body) for lang, body in _FENCE.findall(text or "")]
+
+
+def replace_fenced(text: str, replacement: Callable[[str], str | None]) -> str:
+    """`text` with each fenced block whose body `replacement` maps to a string replaced by that string (None keeps
+    the block)."""
+    def sub(match: re.Match) -> str:
+        new = replacement(match.group(2))
+        return match.group(0) if new is None else new
+    return _FENCE.sub(sub, text or "")
 
 
 def strip_fence(text: str) -> str:

@@ -107,6 +107,9 @@ REPEATED_NOTE = (
     f"<{TAG}></{TAG}>."
 )
 
+# Replaces a fenced block in the feedback that is a copy of a value already evaluated: the optimizer would copy it.
+COPY_OMITTED_NOTE = "(a block omitted here: it was identical to {which}; the new value must differ from it)"
+
 # Opens what the optimizer reads when earlier proposals from the same value were unusable: without it the request is
 # byte-identical to the one that failed, and at temperature 0 the model writes the same unusable reply again.
 UNUSABLE_NOTE = (
@@ -133,7 +136,7 @@ REFLECT = Prompt(
     f"</EVALUATION>\n\nIn a few sentences, say why it failed; then write a corrected attempt inside <{TAG}></{TAG}>.",
 )
 
-RE_ASK_VERSIONS = {"repeated_note": "1", "cut_off_note": "1"}
+RE_ASK_VERSIONS = {"repeated_note": "2", "cut_off_note": "1", "copy_omitted_note": "1"}
 ALL = [BACKWARD_EVALUATION, BACKWARD_LLM_CALL, BACKWARD_FUNCTION, BACKWARD_AGGREGATE, AGGREGATE, TEXT_LOSS,
        TGD_STEP, ONE_CALL_STEP, REPAIR, SOLVE, REFLECT]
 VERSIONS = {**{p.name: p.version for p in ALL}, **RE_ASK_VERSIONS}

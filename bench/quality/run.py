@@ -106,31 +106,45 @@ def instance_name(args: dict[str, Any]) -> str:
 
 
 class RecordedEvaluations:
-    """The evaluations a run made, by value: written while recording, served on replay (or None: evaluate)."""
+    """The evaluations a run made, by value: written while recording, served on replay (or None: evaluate).
 
-    def __init__(self, path: Path, replay: bool) -> None:
+    `reuse` (recording): a value that any committed run of the instance already evaluated gets that evaluation
+    instead of running the evaluator again. An evaluation is a function of the value, but not bit for bit across
+    machines (the radiotherapy dose engine's DVH values differ by ~0.1 Gy), so without this a re-recording on
+    another machine changed every prompt after the first evaluation and the reply cache served nothing; it also
+    saves the dockings. `--fresh-evaluations` turns it off (after an evaluator change)."""
+
+    def __init__(self, path: Path, replay: bool, reuse: bool = False) -> None:
         self.path, self.replay = path, replay
         self.known: dict[str, dict] = {}
-        if replay and path.exists():
-            for line in path.read_text(encoding="utf-8").splitlines():
+        sources = [path] if replay else sorted(path.parent.glob("*.evals.jsonl")) if reuse else []
+        for source in (f for f in sources if f.exists()):
+            for line in source.read_text(encoding="utf-8").splitlines():
                 entry = json.loads(line)
-                self.known[entry["value"]] = entry["evaluation"]
-        elif not replay:
+                self.known.setdefault(entry["value"], entry["evaluation"])
+        self.reused = 0
+        if not replay:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text("")
 
     def wrap(self, evaluate):
         def recorded(value: str) -> Evaluation:
-            if self.replay and value in self.known:
-                return Evaluation.from_dict(self.known[value])
+            if value in self.known:
+                self.reused += not self.replay
+                evaluation = Evaluation.from_dict(self.known[value])
+                if not self.replay:
+                    self._write(value, self.known[value])
+                return evaluation
             evaluation = evaluate(value)
             if not self.replay:
-                with open(self.path, "a", encoding="utf-8") as f:
-                    # details (DVH curves, per-test logs) feed reports, not the tables: left out to keep this small
-                    kept = {k: v for k, v in evaluation.to_dict().items() if k != "details"}
-                    f.write(json.dumps({"value": value, "evaluation": kept}, ensure_ascii=False, default=str) + "\n")
+                # details (DVH curves, per-test logs) feed reports, not the tables: left out to keep this small
+                self._write(value, {k: v for k, v in evaluation.to_dict().items() if k != "details"})
             return evaluation
         return recorded
+
+    def _write(self, value: str, evaluation: dict) -> None:
+        with open(self.path, "a", encoding="utf-8") as f:
+            f.write(json.dumps({"value": value, "evaluation": evaluation}, ensure_ascii=False, default=str) + "\n")
 
 
 class RecordedFinal:
@@ -179,7 +193,8 @@ def run_one(suite: Suite, args: dict[str, Any], method: Method, engine_factory, 
     where = HERE / "cassettes" / suite.domain / instance_name(args)
     cassette = where / f"{method.name}.jsonl"
     replaying = opts.replay and not opts.reevaluate
-    evals = RecordedEvaluations(where / f"{method.name}.evals.jsonl", replay=replaying)
+    evals = RecordedEvaluations(where / f"{method.name}.evals.jsonl", replay=replaying,
+                                reuse=not (opts.fresh_evaluations or opts.reevaluate))
     domain.finalize = RecordedFinal(where / f"{method.name}.final.json", replay=replaying).wrap(domain.finalize)
     engine = engine_factory(cassette) if method.uses_llm else None
     settings = dict(method.settings)
@@ -201,7 +216,8 @@ def run_one(suite: Suite, args: dict[str, Any], method: Method, engine_factory, 
     summary.update(method=method.name, strategy=method.strategy, instance=instance_name(args),
                    stop_reason=result.stop_reason, wall_s=round(time.monotonic() - t0, 1))
     print(f"{suite.domain} {instance_name(args)} {method.name}: best {fmt(summary['best_score'])} "
-          f"({summary['evaluations']} evaluations, {summary['llm_calls']} LLM calls, {summary['wall_s']} s)",
+          f"({summary['evaluations']} evaluations{f', {evals.reused} reused' if evals.reused else ''}, "
+          f"{summary['llm_calls']} LLM calls, {summary['wall_s']} s)",
           file=sys.stderr, flush=True)
     return summary
 
@@ -401,6 +417,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--replay", action="store_true", help="offline, from the committed cassettes")
     p.add_argument("--reevaluate", action="store_true", help="with --replay: run the real evaluators again")
+    p.add_argument("--fresh-evaluations", action="store_true",
+                   help="recording: run the evaluator on every value, even one a committed run already evaluated")
     p.add_argument("--engine", choices=["openai", "local"])
     p.add_argument("--model")
     p.add_argument("--base-url")

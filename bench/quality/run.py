@@ -59,6 +59,9 @@ LLM_METHODS = [
     Method("tgd-one-call", "one-call"),
     # one thread: which concurrent call a spent budget refuses would depend on timing, and replays must not
     Method("population", "population", {"population": 2, "proposals": 1, "workers": 1}),
+    # one critique of the best, three children from it (the first greedy, the others sampled at 0.8): TGD's
+    # feedback with the samplers' spread, the critique's cost shared by three proposals
+    Method("tgd-fanout", "population", {"population": 1, "proposals": 3, "workers": 1}),
 ]
 
 

@@ -220,7 +220,14 @@ class Grammar:
                 return result
             raise TypeError(node)
 
-        return len(s) in ref(rule, 0)
+        # right-recursive rules recurse once per character (several frames each): a long reply needs more than
+        # Python's default depth (hypothesis found 11 tags in a row, ~200 characters)
+        limit = sys.getrecursionlimit()
+        sys.setrecursionlimit(max(limit, 1000 + 40 * len(s)))
+        try:
+            return len(s) in ref(rule, 0)
+        finally:
+            sys.setrecursionlimit(limit)
 
     # -- generating ---------------------------------------------------------------------------------------------
 

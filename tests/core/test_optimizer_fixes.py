@@ -87,6 +87,18 @@ def test_a_repeat_of_the_current_value_is_named_with_what_it_scored(tmp_path):
     assert "identical to the current value, step #1 (score -14: " in last_user(engine.requests[4])
 
 
+def test_the_last_re_ask_leaves_the_repeated_value_out_of_view(tmp_path):
+    # the model hands the current value back twice; the last re-ask shows only the task and what the evaluation said
+    engine = ScriptedEngine(["fb", tagged("1 + 1"), tagged("1 + 1"), tagged("4 * 6")])
+    result = optimize(ArithmeticDomain(), Target("t", 24), engine=engine, run_dir=tmp_path / "r", iterations=1,
+                      **quiet())
+    assert result.passed and result.usage["llm_calls"] == 4
+    named, fresh = engine.requests[2], engine.requests[3]
+    assert "<VARIABLE>\n1 + 1\n</VARIABLE>" in last_user(named) and "identical to the current value" in last_user(named)
+    assert "1 + 1" not in last_user(fresh) and "off by 22" in last_user(fresh) and "from scratch" in last_user(fresh)
+    assert (named["temperature"], fresh["temperature"]) == (0.7, 1.0)
+
+
 def test_a_copy_of_a_seen_value_in_the_feedback_is_omitted_and_a_new_one_kept(tmp_path):
     # a small critic "rewrites" the value: once unchanged (the optimizer would copy it), once changed
     critique = "Here is the updated value:\n```\n1 + 1\n```\nOr try:\n```\n4 * 6\n```\n"

@@ -46,7 +46,7 @@ class SeedEngine(BaseEngine):
     def _complete(self, request):
         prompt = request.messages[-1][1]
         with self._lock:
-            self.requests.append({"prompt": prompt, "seed": request.seed})
+            self.requests.append({"prompt": prompt, "seed": request.seed, "temperature": request.temperature})
         found = re.search(r"<VARIABLE>\n(.*?)\n</VARIABLE>", prompt, re.S)
         value = found.group(1) if found else ""
         kind = ("repair" if "could not be used" in prompt else "one_call" if "Critique the variable" in prompt
@@ -166,6 +166,16 @@ def test_duplicates_are_never_evaluated_twice(tmp_path):
     assert {st for it, st, _ in statuses if it > 1} <= {"unchanged", "duplicate"}
     assert result.usage["evaluations"] == 2 and len(result.steps) > 4
     check_tree(D(result.steps))
+
+
+def test_a_parents_later_children_are_sampled_above_temperature_zero(tmp_path):
+    # at temperature 0 every sibling's request gets the same reply: only the first child may be greedy
+    engine = SeedEngine(additive)
+    optimize_population(ArithmeticDomain(), Target("t", 99), engine=engine, run_dir=tmp_path / "r",
+                        population=1, proposals=3, iterations=1, **quiet())
+    steps = sorted(r["temperature"] for r in engine.requests if "Feedback on it" in r["prompt"])
+    assert steps == [0.0, 0.8, 0.8]
+    assert [r["temperature"] for r in engine.requests if "Feedback on it" not in r["prompt"]] == [0.0]
 
 
 def test_unusable_replies_keep_the_parent_and_are_not_evaluated(tmp_path):

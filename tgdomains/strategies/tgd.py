@@ -56,14 +56,15 @@ def feedback_for(run: Run, parent: Step, meter: Meter, seed: int) -> str | None:
 
 
 def tgd_child(run: Run, parent: Step, *, feedback: str, meter: Meter, seed: int, momentum: int,
-              memory: list[Attempt], one_call: bool, examples: list[str] | None = None, note: str = "") -> Proposal:
+              memory: list[Attempt], one_call: bool, examples: list[str] | None = None, note: str = "",
+              temperature: float | None = None) -> Proposal:
     """One TGD step from `parent` (with `feedback`, or from its evaluation in one-call mode). `note` opens what the
     optimizer reads (e.g. that the last change made things worse). A proposal repeating a value the run already
     evaluated is re-asked (TGD's `avoid`), so no evaluation is spent on it. After unusable proposals from `parent`
     the request names the last one's problem and is sampled above temperature 0, so it is not the request that
-    failed again."""
+    failed again. `temperature`: the step's sampling temperature (default: the run's)."""
     cfg = run.config
-    temperature = cfg.temperature
+    temperature = cfg.temperature if temperature is None else temperature
     unusable = _unusable_children(run, parent)
     if unusable:
         note += prompts.UNUSABLE_NOTE.format(count=len(unusable), problem=_cut(unusable[-1].problem, _PROBLEM_CHARS))
@@ -170,6 +171,9 @@ class Population(Strategy):
     population: int = 4  # parents per iteration, drawn from the Pareto front
     proposals: int = 2  # children per parent per iteration
     merge: bool = False  # one extra child per iteration combining two parents
+    # A parent's children after its first are sampled at this temperature (or the run's, when higher): from one
+    # request at temperature 0 every sibling gets the same reply, so all but the first would be repeats.
+    sibling_temperature: float = 0.8
     momentum: int = 3
     one_call: bool = False
     workers: int | None = None  # threads for LLM calls (default: one per child)
@@ -196,7 +200,7 @@ class Population(Strategy):
         feedback: dict[int, str | None] = {}
         if not self.one_call:  # one backward call per parent, metered on its first child
             first: dict[int, int] = {}
-            for i, (parent, _, _) in enumerate(slots):
+            for i, (parent, _, _, _) in enumerate(slots):
                 first.setdefault(parent.id, i)
             got = run.map(lambda i: feedback_for(run, slots[i][0], meters[i], slots[i][1]), list(first.values()),
                           self.workers)
@@ -217,19 +221,20 @@ class Population(Strategy):
                                     rng, keep=[best.id])
         return [by_id[i] for i in ids]
 
-    def _slots(self, parents: list[Step], base: int, rng: random.Random) -> list[tuple[Step, int, Step | None]]:
-        """Every child of this iteration as (parent, seed, merge partner), in the order they are recorded. Seeds
-        depend only on the run seed, the iteration and the slot."""
-        slots: list[tuple[Step, int, Step | None]] = [
-            (parent, base + p * self.proposals + j, None)
+    def _slots(self, parents: list[Step], base: int,
+               rng: random.Random) -> list[tuple[Step, int, Step | None, int]]:
+        """Every child of this iteration as (parent, seed, merge partner, sibling index), in the order they are
+        recorded. Seeds depend only on the run seed, the iteration and the slot."""
+        slots: list[tuple[Step, int, Step | None, int]] = [
+            (parent, base + p * self.proposals + j, None, j)
             for p, parent in enumerate(parents) for j in range(self.proposals)]
         if self.merge and len(parents) > 1:  # the best parent, shown another front member's strengths
             primary = max(parents, key=Step.rank)
             other = rng.choice([p for p in parents if p is not primary])
-            slots.append((primary, base + len(slots), other))
+            slots.append((primary, base + len(slots), other, 0))  # its own request: greedy like a first child
         return slots
 
-    def _child(self, run: Run, parent: Step, seed: int, merge_with: Step | None, meter: Meter,
+    def _child(self, run: Run, parent: Step, seed: int, merge_with: Step | None, sibling: int, meter: Meter,
                feedback: dict[int, str | None]) -> Proposal:
         text = feedback.get(parent.id, "")
         if text is None:  # the budget ran out before this parent got feedback: nothing to step from
@@ -240,9 +245,12 @@ class Population(Strategy):
             if not self.one_call:
                 text = (f"{text}\n\nAlso combine this variable's strengths with those of the other candidate "
                         f"shown under examples (candidate #{merge_with.id}): keep what each does well.")
+        temperature = run.config.temperature
+        if sibling > 0:
+            temperature = max(temperature, self.sibling_temperature)
         child = tgd_child(run, parent, feedback=text, meter=meter, seed=seed, momentum=self.momentum,
                           memory=_lineage_memory(parent, run.steps, self.momentum), one_call=self.one_call,
-                          examples=examples)
+                          examples=examples, temperature=temperature)
         child.merge_with = None if merge_with is None else merge_with.id
         return child
 

@@ -201,24 +201,28 @@ class TGD:
         `fresh` (a new value from the task and the evaluation, the repeated value out of view): on code, 38 of 39
         named re-asks gave the same program back when it was in view. A repeat that survives every re-ask leaves
         the value unchanged."""
+        unusable = ""  # the last re-ask's problem when its reply was unusable (the next one is still asked)
         for attempt in range(1, len(_REPEAT_TEMPERATURES) + 1):
             which = self._name(value, old_value)
             if which is None:
                 break
-            report.repeats.append(which)
-            note = prompts.REPEATED_NOTE.format(which=which)
-            asked = fresh if attempt == len(_REPEAT_TEMPERATURES) else prompts.re_ask(messages, note)
+            if not unusable:
+                report.repeats.append(which)
+            last = attempt == len(_REPEAT_TEMPERATURES)
+            asked = fresh if last else prompts.re_ask(messages, prompts.REPEATED_NOTE.format(which=which))
+            # the fresh request differs from every earlier one, so the first retry temperature is enough for it:
+            # at 1.0 the 1.5B model broke the reply format (a fence left open before the closing tag)
+            temperature = retry_temperature(self.temperature, 1 if last else attempt)
             seed = None if self.seed is None else self.seed * 31 + attempt
             try:
-                value = self._ask(asked, report, temperature=retry_temperature(self.temperature, attempt), seed=seed)
+                value = self._ask(asked, report, temperature=temperature, seed=seed)
+                unusable = ""
             except ParseError as exc:
-                report.problem = f"re-asked after a repeat of {which}; the new reply was unusable: {exc}"
-                return old_value
-        else:
-            if value == old_value or value in self.avoid:
-                report.problem = (f"still a repeat after {len(_REPEAT_TEMPERATURES)} re-asks "
-                                  f"({'; '.join(report.repeats)})")
-                return old_value
+                unusable = f"re-asked after a repeat of {which}; the new reply was unusable: {exc}"
+        if self._name(value, old_value) is not None:
+            report.problem = unusable or (f"still a repeat after {len(_REPEAT_TEMPERATURES)} re-asks "
+                                          f"({'; '.join(report.repeats)})")
+            return old_value
         if report.repeats:
             report.problem = report.problem or f"re-asked {len(report.repeats)}x: repeated {'; '.join(report.repeats)}"
         return value

@@ -129,8 +129,8 @@ FRESH_VALUE = Prompt(
     "fresh_value", "1",
     _OPTIMIZER,
     "{context}Edits of the {role} kept returning it unchanged. Its evaluation:\n<EVALUATION>\n{evaluation}\n"
-    "</EVALUATION>\n{constraints}\nWrite a new {role} from scratch, different from that one, that fixes what the "
-    f"evaluation reports. Put it inside <{TAG}></{TAG}>.",
+    "</EVALUATION>\n{constraints}\nFrom scratch, write a new {role}, different from that one, that fixes what "
+    f"the evaluation reports. Put it inside <{TAG}></{TAG}>.",
 )
 
 SOLVE = Prompt(

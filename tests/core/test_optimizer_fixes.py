@@ -95,8 +95,15 @@ def test_the_last_re_ask_leaves_the_repeated_value_out_of_view(tmp_path):
     assert result.passed and result.usage["llm_calls"] == 4
     named, fresh = engine.requests[2], engine.requests[3]
     assert "<VARIABLE>\n1 + 1\n</VARIABLE>" in last_user(named) and "identical to the current value" in last_user(named)
-    assert "1 + 1" not in last_user(fresh) and "off by 22" in last_user(fresh) and "from scratch" in last_user(fresh)
-    assert (named["temperature"], fresh["temperature"]) == (0.7, 1.0)
+    assert "1 + 1" not in last_user(fresh) and "off by 22" in last_user(fresh) and "From scratch" in last_user(fresh)
+    assert (named["temperature"], fresh["temperature"]) == (0.7, 0.7) and named["seed"] != fresh["seed"]
+
+
+def test_an_unusable_re_ask_is_followed_by_the_fresh_request(tmp_path):
+    engine = ScriptedEngine(["fb", tagged("1 + 1"), tagged("1 +"), tagged("4 * 6")])
+    result = optimize(ArithmeticDomain(), Target("t", 24), engine=engine, run_dir=tmp_path / "r", iterations=1,
+                      **quiet())
+    assert result.passed and "From scratch" in last_user(engine.requests[3])
 
 
 def test_a_copy_of_a_seen_value_in_the_feedback_is_omitted_and_a_new_one_kept(tmp_path):
@@ -263,9 +270,9 @@ def test_the_unusable_note_counts_every_unusable_proposal_from_the_parent(tmp_pa
 
 def test_a_repaired_reply_that_gave_back_the_current_value_is_unchanged_and_the_next_request_differs(tmp_path):
     # what Qwen2.5-Coder-1.5B did on longest-valid-parentheses: cut off, then the current value when asked for a
-    # shorter reply, then an unusable reply when told it repeated itself
+    # shorter reply, then an unusable reply when told it repeated itself (here the fresh request's reply too)
     engine = CutEngine([("fb", "stop"), ("<IMPROVED_VARIABLE>1 + 1 + 1 + 1 +", "length"), (tagged("1 + 1"), "stop"),
-                        (tagged("1 +"), "stop"), (tagged("3 * 8"), "stop")])
+                        (tagged("1 +"), "stop"), (tagged("1 +"), "stop"), (tagged("3 * 8"), "stop")])
     result = optimize(ArithmeticDomain(), Target("t", 24), engine=engine, run_dir=tmp_path / "r", iterations=2,
                       **quiet())
     assert [s.status for s in result.steps] == ["initial", "unchanged", "updated"] and result.passed

@@ -220,6 +220,8 @@ class TGD:
             except ParseError as exc:
                 unusable = f"re-asked after a repeat of {which}; the new reply was unusable: {exc}"
         if self._name(value, old_value) is not None:
+            if unusable:  # the last reply was unusable: a failed step, not a repeat
+                report.status = "failed"
             report.problem = unusable or (f"still a repeat after {len(_REPEAT_TEMPERATURES)} re-asks "
                                           f"({'; '.join(report.repeats)})")
             return old_value

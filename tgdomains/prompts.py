@@ -124,13 +124,15 @@ CUT_OFF_NOTE = (
 )
 
 # The last re-ask after repeats: the value the model keeps handing back is left out of view (a small model copies a
-# value it can see, whatever the note says), and only what its evaluation reported is shown.
+# value it can see, whatever the note says), and only what its evaluation reported is shown. "Begin your reply with"
+# because, asked to "put it inside" the tags, the 1.5B model wrote its program before the opening tag (2 of 2 code
+# cases), where the reply grammar cuts it at the first "<"; told where to begin, 2 of 2 replies were well formed.
 FRESH_VALUE = Prompt(
     "fresh_value", "1",
     _OPTIMIZER,
     "{context}Edits of the {role} kept returning it unchanged. Its evaluation:\n<EVALUATION>\n{evaluation}\n"
     "</EVALUATION>\n{constraints}\nFrom scratch, write a new {role}, different from that one, that fixes what "
-    f"the evaluation reports. Put it inside <{TAG}></{TAG}>.",
+    f"the evaluation reports. Begin your reply with <{TAG}>, then the value, then </{TAG}>.",
 )
 
 SOLVE = Prompt(

@@ -106,6 +106,14 @@ def test_an_unusable_re_ask_is_followed_by_the_fresh_request(tmp_path):
     assert result.passed and "From scratch" in last_user(engine.requests[3])
 
 
+def test_a_step_whose_last_re_ask_was_unusable_is_failed_not_a_repeat(tmp_path):
+    engine = ScriptedEngine(["fb", tagged("1 + 1"), tagged("1 + 1"), tagged("1 +")])
+    result = optimize(ArithmeticDomain(), Target("t", 24), engine=engine, run_dir=tmp_path / "r", iterations=1,
+                      **quiet())
+    step = result.steps[1]
+    assert step.status == "failed" and step.value == "1 + 1" and "the new reply was unusable" in step.problem
+
+
 def test_a_copy_of_a_seen_value_in_the_feedback_is_omitted_and_a_new_one_kept(tmp_path):
     # a small critic "rewrites" the value: once unchanged (the optimizer would copy it), once changed
     critique = "Here is the updated value:\n```\n1 + 1\n```\nOr try:\n```\n4 * 6\n```\n"
@@ -268,13 +276,13 @@ def test_the_unusable_note_counts_every_unusable_proposal_from_the_parent(tmp_pa
     assert third["temperature"] == 1.0  # the second retry samples hotter
 
 
-def test_a_repaired_reply_that_gave_back_the_current_value_is_unchanged_and_the_next_request_differs(tmp_path):
+def test_a_repaired_reply_that_gave_back_the_current_value_then_nothing_usable_fails_and_the_next_request_differs(tmp_path):
     # what Qwen2.5-Coder-1.5B did on longest-valid-parentheses: cut off, then the current value when asked for a
     # shorter reply, then an unusable reply when told it repeated itself (here the fresh request's reply too)
     engine = CutEngine([("fb", "stop"), ("<IMPROVED_VARIABLE>1 + 1 + 1 + 1 +", "length"), (tagged("1 + 1"), "stop"),
                         (tagged("1 +"), "stop"), (tagged("1 +"), "stop"), (tagged("3 * 8"), "stop")])
     result = optimize(ArithmeticDomain(), Target("t", 24), engine=engine, run_dir=tmp_path / "r", iterations=2,
                       **quiet())
-    assert [s.status for s in result.steps] == ["initial", "unchanged", "updated"] and result.passed
+    assert [s.status for s in result.steps] == ["initial", "failed", "updated"] and result.passed
     again = engine.requests[-1]
     assert "1 earlier proposal(s) from this value could not be used" in last_user(again) and again["temperature"] > 0

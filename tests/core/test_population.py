@@ -50,7 +50,7 @@ class SeedEngine(BaseEngine):
         found = re.search(r"<VARIABLE>\n(.*?)\n</VARIABLE>", prompt, re.S)
         value = found.group(1) if found else ""
         kind = ("repair" if "could not be used" in prompt else "one_call" if "Critique the variable" in prompt
-                else "step" if "Feedback on it" in prompt else "feedback")
+                else "step" if "Feedback on it" in prompt or "From scratch" in prompt else "feedback")
         if self.delay_s:
             time.sleep(self.delay_s)
         reply = self.respond(kind, value, request.seed, prompt)

@@ -13,6 +13,7 @@ last good value — `step()` never raises. Two replies are never accepted as a n
 
 from __future__ import annotations
 
+import re
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -160,8 +161,8 @@ class TGD:
                 except ParseError as second:
                     report.status, report.problem = "failed", f"{first}; after repair: {second}"
             if new_value is not None:
-                fresh = prompts.FRESH_VALUE.messages(evaluation=evaluation_text or report.feedback or "(none)",
-                                                     **sections)
+                shown = out_of_view(evaluation_text or report.feedback or "(none)", old_value)
+                fresh = prompts.FRESH_VALUE.messages(evaluation=shown, **sections)
                 new_value = self._unless_repeated(new_value, old_value, messages, fresh, report)
         except Exception as exc:  # an engine that is down must not lose the run: keep the value, say why
             report.status, report.problem = "failed", f"engine error: {type(exc).__name__}: {exc}"
@@ -263,6 +264,14 @@ class TGD:
             raise
         except Exception as exc:  # a validator bug is still an unusable reply, not a crash
             raise ParseError(f"the value could not be checked: {type(exc).__name__}: {exc}") from exc
+
+
+def out_of_view(text: str, value: str) -> str:
+    """`text` with every whole-word occurrence of `value` replaced by "(that value)": a molecule's evaluation opens
+    with its SMILES, and shown it, the model handed the same molecule back (DRD2 from acetamide)."""
+    if not value.strip():
+        return text
+    return re.sub(rf"(?<!\S){re.escape(value.strip())}(?!\S)", "(that value)", text)
 
 
 def cut_off(reply: str, max_tokens: int | None) -> CutOff:

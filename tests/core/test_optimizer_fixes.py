@@ -99,6 +99,13 @@ def test_the_last_re_ask_leaves_the_repeated_value_out_of_view(tmp_path):
     assert (named["temperature"], fresh["temperature"]) == (0.7, 0.7) and named["seed"] != fresh["seed"]
 
 
+def test_the_fresh_request_hides_the_value_where_the_evaluation_names_it():
+    from tgdomains.optimizer import out_of_view
+
+    assert out_of_view("CC(N)=O on DRD2: Vina -3.1", "CC(N)=O") == "(that value) on DRD2: Vina -3.1"
+    assert out_of_view("CCC(N)=O scores 2", "C(N)=O") == "CCC(N)=O scores 2"  # only whole words
+
+
 def test_an_unusable_re_ask_is_followed_by_the_fresh_request(tmp_path):
     engine = ScriptedEngine(["fb", tagged("1 + 1"), tagged("1 +"), tagged("4 * 6")])
     result = optimize(ArithmeticDomain(), Target("t", 24), engine=engine, run_dir=tmp_path / "r", iterations=1,

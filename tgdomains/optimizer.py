@@ -199,9 +199,9 @@ class TGD:
         """`value`, or a re-asked one when it repeats the current value or one already evaluated. Each re-ask is one
         more LLM call (metered like any other) at a temperature above 0 with a seed derived from the step's, so a
         replayed run asks exactly the same. The first re-asks are the request with the repeat named; the last is
-        `fresh` (a new value from the task and the evaluation, the repeated value out of view): on code, 38 of 39
-        named re-asks gave the same program back when it was in view. A repeat that survives every re-ask leaves
-        the value unchanged."""
+        `fresh` (a new value from the task and the evaluation, the repeated value out of view): on code, 27 of 42
+        named re-asks gave the same program back (bench/quality/copies.py). A repeat that survives every re-ask
+        leaves the value unchanged."""
         unusable = ""  # the last re-ask's problem when its reply was unusable (the next one is still asked)
         for attempt in range(1, len(_REPEAT_TEMPERATURES) + 1):
             which = self._name(value, old_value)

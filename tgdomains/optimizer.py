@@ -161,8 +161,9 @@ class TGD:
                 except ParseError as second:
                     report.status, report.problem = "failed", f"{first}; after repair: {second}"
             if new_value is not None:
-                shown = out_of_view(evaluation_text or report.feedback or "(none)", old_value)
-                fresh = prompts.FRESH_VALUE.messages(evaluation=shown, **sections)
+                def fresh() -> list[dict]:  # built only when a step's re-asks get that far
+                    shown = out_of_view(evaluation_text or report.feedback or "(none)", old_value)
+                    return prompts.FRESH_VALUE.messages(evaluation=shown, **sections)
                 new_value = self._unless_repeated(new_value, old_value, messages, fresh, report)
         except Exception as exc:  # an engine that is down must not lose the run: keep the value, say why
             report.status, report.problem = "failed", f"engine error: {type(exc).__name__}: {exc}"
@@ -194,12 +195,12 @@ class TGD:
             return "the current value" + (f", {self.avoid[value]}" if value in self.avoid else "")
         return self.avoid.get(value)
 
-    def _unless_repeated(self, value: str, old_value: str, messages: list[dict], fresh: list[dict],
-                         report: StepReport) -> str:
+    def _unless_repeated(self, value: str, old_value: str, messages: list[dict],
+                         fresh: Callable[[], list[dict]], report: StepReport) -> str:
         """`value`, or a re-asked one when it repeats the current value or one already evaluated. Each re-ask is one
         more LLM call (metered like any other) at a temperature above 0 with a seed derived from the step's, so a
         replayed run asks exactly the same. The first re-asks are the request with the repeat named; the last is
-        `fresh` (a new value from the task and the evaluation, the repeated value out of view): on code, 27 of 42
+        `fresh()` (a new value from the task and the evaluation, the repeated value out of view): on code, 27 of 42
         named re-asks gave the same program back (bench/quality/copies.py). A repeat that survives every re-ask
         leaves the value unchanged."""
         unusable = ""  # the last re-ask's problem when its reply was unusable (the next one is still asked)
@@ -210,7 +211,7 @@ class TGD:
             if not unusable:
                 report.repeats.append(which)
             last = attempt == len(_REPEAT_TEMPERATURES)
-            asked = fresh if last else prompts.re_ask(messages, prompts.REPEATED_NOTE.format(which=which))
+            asked = fresh() if last else prompts.re_ask(messages, prompts.REPEATED_NOTE.format(which=which))
             # the fresh request differs from every earlier one, so the first retry temperature is enough for it:
             # at 1.0 the 1.5B model broke the reply format (a fence left open before the closing tag)
             temperature = retry_temperature(self.temperature, 1 if last else attempt)

@@ -133,11 +133,10 @@ class RecordedEvaluations:
     def wrap(self, evaluate):
         def recorded(value: str) -> Evaluation:
             if value in self.known:
-                self.reused += not self.replay
-                evaluation = Evaluation.from_dict(self.known[value])
-                if not self.replay:
+                if not self.replay:  # reused while recording: this run's file still lists it
+                    self.reused += 1
                     self._write(value, self.known[value])
-                return evaluation
+                return Evaluation.from_dict(self.known[value])
             evaluation = evaluate(value)
             if not self.replay:
                 # details (DVH curves, per-test logs) feed reports, not the tables: left out to keep this small

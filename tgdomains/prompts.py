@@ -135,6 +135,18 @@ FRESH_VALUE = Prompt(
     f"the evaluation reports. Begin your reply with <{TAG}>, then the value, then </{TAG}>.",
 )
 
+# A chain whose edits stopped improving writes a new value from the task and the best value's evaluation, with the
+# best value out of view (a small model copies a value it can see): edits of one program kept the approach the model
+# chose first, while independent samples (zero-shot) solved more problems at the same budget.
+RESTART = Prompt(
+    "restart", "1",
+    _OPTIMIZER,
+    "{context}The best variable so far ({role}) stopped improving under edits. Its evaluation:\n<EVALUATION>\n"
+    "{evaluation}\n</EVALUATION>\n{constraints}\nFrom scratch, write a new variable of the same kind, different "
+    f"from that one, that fixes what the evaluation reports. Begin your reply with <{TAG}>, then the value, then "
+    f"</{TAG}>.",
+)
+
 SOLVE = Prompt(
     "solve", "1",
     _OPTIMIZER,
@@ -150,7 +162,7 @@ REFLECT = Prompt(
 
 RE_ASK_VERSIONS = {"repeated_note": "2", "cut_off_note": "1", "copy_omitted_note": "1"}
 ALL = [BACKWARD_EVALUATION, BACKWARD_LLM_CALL, BACKWARD_FUNCTION, BACKWARD_AGGREGATE, AGGREGATE, TEXT_LOSS,
-       TGD_STEP, ONE_CALL_STEP, REPAIR, FRESH_VALUE, SOLVE, REFLECT]
+       TGD_STEP, ONE_CALL_STEP, REPAIR, FRESH_VALUE, RESTART, SOLVE, REFLECT]
 VERSIONS = {**{p.name: p.version for p in ALL}, **RE_ASK_VERSIONS}
 
 

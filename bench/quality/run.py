@@ -56,6 +56,10 @@ LLM_METHODS = [
     Method("tgd-chain-latest", "chain", {"after_worse": "latest"}),
     # the chain sampling at the samplers' temperature (an experiment on code, where resampling beat the chain)
     Method("tgd-chain-t0.8", "chain", {"temperature": 0.8}),
+    # after an edit that did not beat the best, a new value from scratch (then edits again): from the best value's
+    # evaluation, or from the task alone (the request zero-shot sends at that iteration: its sample)
+    Method("tgd-chain-restart", "chain", {"restart": "evaluation"}),
+    Method("tgd-chain-resample", "chain", {"restart": "task"}),
     Method("tgd-one-call", "one-call"),
     # one thread: which concurrent call a spent budget refuses would depend on timing, and replays must not
     Method("population", "population", {"population": 2, "proposals": 1, "workers": 1}),

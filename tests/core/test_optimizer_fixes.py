@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import pytest
+
 from arithmetic_domain import ArithmeticDomain, Target, tagged
 
 from tgdomains import TGD, Variable
@@ -293,3 +295,50 @@ def test_a_repaired_reply_that_gave_back_the_current_value_then_nothing_usable_f
     assert [s.status for s in result.steps] == ["initial", "failed", "updated"] and result.passed
     again = engine.requests[-1]
     assert "1 earlier proposal(s) from this value could not be used" in last_user(again) and again["temperature"] > 0
+
+
+# -- restarts ------------------------------------------------------------------------------------------------------
+
+
+def test_a_stalled_chain_restarts_from_the_task_with_the_request_zero_shot_sends(tmp_path):
+    # an edit that made things worse, then a new value from scratch: at the zero-shot seed of that iteration, the
+    # request is byte-identical to zero-shot sampling's (so a restart draws the sample zero-shot would)
+    engine = ScriptedEngine(["fb of #0", tagged("1"), tagged("20 + 4")])
+    result = optimize(ArithmeticDomain(), Target("t", 24), engine=engine, run_dir=tmp_path / "c", iterations=2,
+                      restart="task", **quiet())
+    assert [s.status for s in result.steps] == ["initial", "updated", "updated"] and result.passed
+    restart = result.steps[2]
+    assert restart.parent == 0 and "restart from the task" in restart.feedback and "#0" in restart.feedback
+    sampler = ScriptedEngine([tagged("9"), tagged("20 + 4")])
+    optimize(ArithmeticDomain(), Target("t", 24), engine=sampler, strategy="zero-shot", run_dir=tmp_path / "z",
+             iterations=2, **quiet())
+    assert engine.requests[2] == sampler.requests[1] and engine.requests[2]["temperature"] == 0.8
+
+
+def test_after_a_restart_that_did_not_improve_the_chain_edits_its_best_again_with_its_feedback(tmp_path):
+    engine = ScriptedEngine(["fb of #0", tagged("2 + 2"), "fb of #1", tagged("1"), tagged("3"), tagged("20 + 4")])
+    result = optimize(ArithmeticDomain(), Target("t", 24), engine=engine, run_dir=tmp_path / "r", iterations=4,
+                      restart="evaluation", **quiet())
+    assert [s.parent for s in result.steps] == [None, 0, 1, 1, 1] and result.passed
+    restart_prompt = last_user(engine.requests[4])
+    assert "stopped improving under edits" in restart_prompt and "2 + 2" not in restart_prompt  # best out of view
+    assert "IMPROVED_VARIABLE" in engine.requests[4]["reply_format"]["grammar"]
+    edit_prompt = last_user(engine.requests[5])
+    # no second critique of #1: its feedback from the edit before the restart is reused
+    assert result.usage["llm_calls"] == 6 and "fb of #1" in edit_prompt and "<VARIABLE>\n2 + 2\n" in edit_prompt
+
+
+def test_an_unusable_restart_is_not_counted_against_the_next_edit(tmp_path):
+    engine = ScriptedEngine(["fb of #0", tagged("1"), tagged("("), tagged("20 + 4")])
+    result = optimize(ArithmeticDomain(), Target("t", 24), engine=engine, run_dir=tmp_path / "r", iterations=3,
+                      restart="task", **quiet())
+    assert [s.status for s in result.steps] == ["initial", "updated", "failed", "updated"] and result.passed
+    edit = engine.requests[3]
+    assert "could not be used" not in last_user(edit) and edit["temperature"] == 0.0
+    assert result.usage["llm_calls"] == 4  # the feedback of #0 reused after the restart
+
+
+def test_a_misspelt_restart_setting_is_refused_by_name(tmp_path):
+    with pytest.raises(ValueError, match="restart must be 'never', 'task' or 'evaluation', got 'sometimes'"):
+        optimize(ArithmeticDomain(), Target("t", 24), engine=ScriptedEngine([]), run_dir=tmp_path / "r",
+                 iterations=1, restart="sometimes", **quiet())

@@ -6,7 +6,8 @@ in which parents they pick and what momentum shows:
 
 - chain: the latest candidate, unless it is worse than the best: then the best, with a note that the last change
   made things worse (`after_worse="best"`, the default; "latest" is TextGrad's loop, which kept editing a worse
-  value); momentum = the chain's last evaluated attempts with what they scored;
+  value); momentum = the chain's last evaluated attempts with what they scored; with `restart` set, an edit that
+  did not beat the best is followed by a new value written from scratch (`restart_proposal`), then edits again;
 - population: up to `population` parents sampled from the Pareto front of the distinct candidates (the best always
   among them), `proposals` children each, plus with `merge` one child combining the best parent with another;
   momentum = the parent's own line of ancestors, then the children it already had.
@@ -23,10 +24,10 @@ from tgdomains.engines.budget import BudgetExceeded
 from tgdomains.evaluation import finite_or_none, format_score
 from tgdomains.grammar import reply_format_for
 from tgdomains.loss import evaluation_loss
-from tgdomains.optimizer import TGD, Attempt, retry_temperature
+from tgdomains.optimizer import TGD, Attempt, out_of_view, retry_temperature
 from tgdomains.records import Step, StepStatus
 from tgdomains.strategies.base import Proposal, Strategy
-from tgdomains.strategies.sampling import gist_of, seen_values
+from tgdomains.strategies.sampling import ask_for_value, gist_of, seen_values
 from tgdomains.variable import Variable
 
 if TYPE_CHECKING:
@@ -34,6 +35,10 @@ if TYPE_CHECKING:
 
 _PROBLEM_CHARS = 300  # of an unusable proposal's problem quoted in the next request
 _EVAL_LINE = 160  # characters of a sibling's evaluation shown in momentum: what it scored, not the whole report
+# A restart step's feedback: what produced it, and how it is told apart from an edit (`is_restart`).
+RESTART_FEEDBACK = "(restart from the {source}, after edits of step #{parent} stopped improving)"
+_RESTART_PREFIX = RESTART_FEEDBACK.split("{", 1)[0]
+RESTART_SOURCES = ("evaluation", "task")
 
 
 def feedback_for(run: Run, parent: Step, meter: Meter, seed: int) -> str | None:
@@ -41,7 +46,8 @@ def feedback_for(run: Run, parent: Step, meter: Meter, seed: int) -> str | None:
     from before (a chain back at its best after a worse step, a population parent drawn again, a retry after an
     unusable proposal) reuses the feedback it was given: the same evaluation gets the same critique, so a second
     backward call would only spend the budget that a step can use."""
-    earlier = [s for s in run.steps if s.parent == parent.id and s.feedback and s.merge_with is None]
+    earlier = [s for s in run.steps
+               if s.parent == parent.id and s.feedback and s.merge_with is None and not is_restart(s)]
     if earlier:
         return earlier[-1].feedback
     x = Variable(parent.value, run.setup.role, requires_grad=True)
@@ -90,9 +96,31 @@ def tgd_child(run: Run, parent: Step, *, feedback: str, meter: Meter, seed: int,
 
 
 def _unusable_children(run: Run, parent: Step) -> list[Step]:
-    """The steps whose proposal from `parent` gave no new value (unusable, or still a repeat after the re-asks),
-    oldest first."""
-    return [s for s in run.steps if s.parent == parent.id and s.value == parent.value]
+    """The edits of `parent` that gave no new value (unusable, or still a repeat after the re-asks), oldest first."""
+    return [s for s in run.steps if s.parent == parent.id and s.value == parent.value and not is_restart(s)]
+
+
+def restart_proposal(run: Run, best: Step, *, source: str, meter: Meter, seed: int, temperature: float) -> Proposal:
+    """A new value written from scratch rather than edited from `best` (recorded as its child). `source` "task":
+    the zero-shot request (`prompts.SOLVE`), so with the zero-shot seed of the same iteration it draws the sample
+    zero-shot draws; "evaluation": `prompts.RESTART`, the task and what `best`'s evaluation reported, with `best`'s
+    value out of view. A repeat of any evaluated value is re-asked, as an edit's is."""
+    s = run.setup
+    if source == "task":
+        messages, reply_format = prompts.solve_messages(s.context, s.role, s.constraints), None
+    else:
+        messages = prompts.RESTART.messages(
+            context=prompts.task_section(s.context), role=s.role,
+            evaluation=out_of_view(best.evaluation.text, best.value),
+            constraints=prompts.bullet_section("Constraints the new value must satisfy", s.constraints))
+        reply_format = reply_format_for(run.domain, run.instance)
+    return ask_for_value(run, messages, best, meter=meter, seed=seed, temperature=temperature,
+                         feedback=RESTART_FEEDBACK.format(source=source, parent=best.id), avoid=seen_values(run),
+                         reply_format=reply_format)
+
+
+def is_restart(step: Step) -> bool:
+    return step.feedback.startswith(_RESTART_PREFIX)
 
 
 def _cut(text: str, limit: int) -> str:
@@ -107,6 +135,9 @@ class Chain(Strategy):
     after_worse: what the chain steps from when its latest candidate is worse than its best. "best" (default): the
     best, telling the optimizer that the last change made things worse; "latest": the latest anyway (TextGrad's
     loop, which on prostate-2d went from -0.041 to -8.27 by scaling every organ weight and never recovered).
+    restart: "never" (default), or after an edit that did not beat the best, a new value written from scratch
+    from the "task" (the zero-shot request) or from the best value's "evaluation", at `restart_temperature`;
+    edits and restarts then alternate until one of them improves on the best.
     """
 
     name: ClassVar[str] = "chain"
@@ -114,16 +145,25 @@ class Chain(Strategy):
     one_call: bool = False  # feedback and new value in one LLM call
     accept_only_improvements: bool = False  # continue from the best candidate, gate children on beating it
     after_worse: str = "best"
+    restart: str = "never"
+    restart_temperature: float = 0.8  # as zero-shot samples: at 0 every restart would be the same reply
 
     def check(self) -> Chain:
         if self.after_worse not in ("best", "latest"):
             raise ValueError(f"after_worse must be 'best' or 'latest', got {self.after_worse!r}")
+        if self.restart not in ("never", *RESTART_SOURCES):
+            raise ValueError(f"restart must be 'never', 'task' or 'evaluation', got {self.restart!r}")
         return self
 
     def propose(self, run: Run, iteration: int, room: int | None) -> list[Proposal]:
-        current, note = self._current(run)
         meter = run.meter()
         seed = run.config.seed * 100_003 + iteration  # every iteration its own seed: replays and caches stay exact
+        if self.restart != "never" and self._stalled(run):
+            # a "task" restart uses the seed zero-shot uses at this iteration: the same request, the same sample
+            restart_seed = run.config.seed * 100_003 + iteration * 1_000 if self.restart == "task" else seed
+            return [restart_proposal(run, run.best, source=self.restart, meter=meter, seed=restart_seed,
+                                     temperature=self.restart_temperature)]
+        current, note = self._current(run)
         feedback = ""
         if not self.one_call:
             feedback = feedback_for(run, current, meter, seed)
@@ -148,6 +188,15 @@ class Chain(Strategy):
         return best, (f"Note: the last change made things worse (step #{latest.id} scored "
                       f"{format_score(latest.score)}, this value {format_score(best.score)}); it is listed under past "
                       f"attempts. Start again from this value and change less, or change something else.\n\n")
+
+    def _stalled(self, run: Run) -> bool:
+        """The latest step was an edit that did not beat the best (worse, a tie, or unusable)."""
+        if self.accept_only_improvements:
+            return False
+        latest = run.steps[-1]
+        if latest.duplicate_of is not None:
+            latest = run.steps[latest.duplicate_of]
+        return latest.parent is not None and latest.id != run.best.id and not is_restart(latest)
 
     def _memory(self, run: Run, current: Step) -> list[Attempt]:
         """The chain's last evaluated attempts other than `current`, oldest first, with their evaluation gists."""

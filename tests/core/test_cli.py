@@ -91,6 +91,8 @@ def test_a_strategy_flag_that_does_not_apply_is_a_clear_error(tmp_path):
     proc = tgdomains("optimize", "radiotherapy", "--strategy", "reflexion", "--momentum", "2", "--run-dir",
                      str(tmp_path / "r"), check=False)
     assert proc.returncode == 2 and "--momentum does not apply to --strategy reflexion" in proc.stderr
+    proc = tgdomains("optimize", "radiotherapy", "--strategy", "zero-shot", "--restart", "task", check=False)
+    assert proc.returncode == 2 and "--restart does not apply to --strategy zero-shot" in proc.stderr
     proc = tgdomains("optimize", "radiotherapy", "--strategy", "annealing", check=False)
     assert proc.returncode == 2 and "unknown strategy 'annealing'" in proc.stderr and "optuna" in proc.stderr
 

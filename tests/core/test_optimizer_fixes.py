@@ -12,7 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pytest
-
 from arithmetic_domain import ArithmeticDomain, Target, tagged
 
 from tgdomains import TGD, Variable

@@ -337,6 +337,15 @@ def test_an_unusable_restart_is_not_counted_against_the_next_edit(tmp_path):
     assert result.usage["llm_calls"] == 4  # the feedback of #0 reused after the restart
 
 
+def test_an_edit_that_gave_nothing_new_is_followed_by_a_restart(tmp_path):
+    # an unusable step reply and an unusable repair: the chain restarts instead of editing the same value again
+    engine = ScriptedEngine(["fb of #0", tagged("2 *"), tagged("2 * *"), tagged("20 + 4")])
+    result = optimize(ArithmeticDomain(), Target("t", 24), engine=engine, run_dir=tmp_path / "r", iterations=2,
+                      restart="task", **quiet())
+    assert [s.status for s in result.steps] == ["initial", "failed", "updated"] and result.passed
+    assert "restart from the task" in result.steps[2].feedback
+
+
 def test_a_misspelt_restart_setting_is_refused_by_name(tmp_path):
     with pytest.raises(ValueError, match="restart must be 'never', 'task' or 'evaluation', got 'sometimes'"):
         optimize(ArithmeticDomain(), Target("t", 24), engine=ScriptedEngine([]), run_dir=tmp_path / "r",

@@ -190,13 +190,12 @@ class Chain(Strategy):
                       f"attempts. Start again from this value and change less, or change something else.\n\n")
 
     def _stalled(self, run: Run) -> bool:
-        """The latest step was an edit that did not beat the best (worse, a tie, or unusable)."""
-        if self.accept_only_improvements:
-            return False
+        """The latest step was an edit that did not beat the best: worse, a tie, or nothing new (unusable, or a
+        repeat after the re-asks: on n-queens-count the chain spent its 8 calls on two unusable edits of its start)."""
         latest = run.steps[-1]
-        if latest.duplicate_of is not None:
-            latest = run.steps[latest.duplicate_of]
-        return latest.parent is not None and latest.id != run.best.id and not is_restart(latest)
+        if self.accept_only_improvements or latest.parent is None or is_restart(latest):
+            return False
+        return not latest.evaluated or latest.id != run.best.id
 
     def _memory(self, run: Run, current: Step) -> list[Attempt]:
         """The chain's last evaluated attempts other than `current`, oldest first, with their evaluation gists."""

@@ -299,19 +299,20 @@ def test_a_repaired_reply_that_gave_back_the_current_value_then_nothing_usable_f
 # -- restarts ------------------------------------------------------------------------------------------------------
 
 
-def test_a_stalled_chain_restarts_from_the_task_with_the_request_zero_shot_sends(tmp_path):
-    # an edit that made things worse, then a new value from scratch: at the zero-shot seed of that iteration, the
-    # request is byte-identical to zero-shot sampling's (so a restart draws the sample zero-shot would)
-    engine = ScriptedEngine(["fb of #0", tagged("1"), tagged("20 + 4")])
-    result = optimize(ArithmeticDomain(), Target("t", 24), engine=engine, run_dir=tmp_path / "c", iterations=2,
+def test_a_stalled_chain_restarts_from_the_task_with_the_requests_zero_shot_sends(tmp_path):
+    # edits that made things worse, each followed by a new value from scratch: the k-th restart's request is
+    # byte-identical to zero-shot sampling's k-th (so it draws the sample zero-shot would)
+    engine = ScriptedEngine(["fb of #0", tagged("1"), tagged("2"), tagged("0"), tagged("20 + 4")])
+    result = optimize(ArithmeticDomain(), Target("t", 24), engine=engine, run_dir=tmp_path / "c", iterations=4,
                       restart="task", **quiet())
-    assert [s.status for s in result.steps] == ["initial", "updated", "updated"] and result.passed
+    assert [s.parent for s in result.steps] == [None, 0, 0, 0, 0] and result.passed
     restart = result.steps[2]
-    assert restart.parent == 0 and "restart from the task" in restart.feedback and "#0" in restart.feedback
+    assert "restart from the task" in restart.feedback and "#0" in restart.feedback
     sampler = ScriptedEngine([tagged("9"), tagged("20 + 4")])
     optimize(ArithmeticDomain(), Target("t", 24), engine=sampler, strategy="zero-shot", run_dir=tmp_path / "z",
              iterations=2, **quiet())
-    assert engine.requests[2] == sampler.requests[1] and engine.requests[2]["temperature"] == 0.8
+    restarts = [engine.requests[2], engine.requests[4]]
+    assert restarts == sampler.requests and restarts[0]["temperature"] == 0.8
 
 
 def test_after_a_restart_that_did_not_improve_the_chain_edits_its_best_again_with_its_feedback(tmp_path):

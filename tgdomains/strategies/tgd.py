@@ -102,8 +102,7 @@ def _unusable_children(run: Run, parent: Step) -> list[Step]:
 
 def restart_proposal(run: Run, best: Step, *, source: str, meter: Meter, seed: int, temperature: float) -> Proposal:
     """A new value written from scratch rather than edited from `best` (recorded as its child). `source` "task":
-    the zero-shot request (`prompts.SOLVE`), so with the zero-shot seed of the same iteration it draws the sample
-    zero-shot draws; "evaluation": `prompts.RESTART`, the task and what `best`'s evaluation reported, with `best`'s
+    the zero-shot request (`prompts.SOLVE`; with zero-shot's seed it draws zero-shot's sample); "evaluation": `prompts.RESTART`, the task and what `best`'s evaluation reported, with `best`'s
     value out of view. A repeat of any evaluated value is re-asked, as an edit's is."""
     s = run.setup
     if source == "task":
@@ -159,8 +158,10 @@ class Chain(Strategy):
         meter = run.meter()
         seed = run.config.seed * 100_003 + iteration  # every iteration its own seed: replays and caches stay exact
         if self.restart != "never" and self._stalled(run):
-            # a "task" restart uses the seed zero-shot uses at this iteration: the same request, the same sample
-            restart_seed = run.config.seed * 100_003 + iteration * 1_000 if self.restart == "task" else seed
+            # the k-th "task" restart sends zero-shot's k-th request (same messages, seed and temperature), so it
+            # draws the sample zero-shot draws at its iteration k
+            k = 1 + sum(1 for s in run.steps if is_restart(s))
+            restart_seed = run.config.seed * 100_003 + k * 1_000 if self.restart == "task" else seed
             return [restart_proposal(run, run.best, source=self.restart, meter=meter, seed=restart_seed,
                                      temperature=self.restart_temperature)]
         current, note = self._current(run)

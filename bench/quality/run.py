@@ -60,6 +60,8 @@ LLM_METHODS = [
     # evaluation, or from the task alone (the request zero-shot sends at that iteration: its sample)
     Method("tgd-chain-restart", "chain", {"restart": "evaluation"}),
     Method("tgd-chain-resample", "chain", {"restart": "task"}),
+    # up to three restarts in a row before the best is edited again: most of the budget on zero-shot's samples
+    Method("tgd-chain-resample3", "chain", {"restart": "task", "restarts_in_a_row": 3}),
     Method("tgd-one-call", "one-call"),
     # one thread: which concurrent call a spent budget refuses would depend on timing, and replays must not
     Method("population", "population", {"population": 2, "proposals": 1, "workers": 1}),

@@ -347,6 +347,15 @@ def test_an_edit_that_gave_nothing_new_is_followed_by_a_restart(tmp_path):
     assert "restart from the task" in result.steps[2].feedback
 
 
+def test_restarts_in_a_row_before_the_best_is_edited_again(tmp_path):
+    engine = ScriptedEngine(["fb of #0", tagged("1"), tagged("2"), tagged("0"), tagged("50"), tagged("20 + 4")])
+    result = optimize(ArithmeticDomain(), Target("t", 24), engine=engine, run_dir=tmp_path / "r", iterations=5,
+                      restart="task", restarts_in_a_row=2, **quiet())
+    kinds = ["restart" if "restart from" in s.feedback else "edit" for s in result.steps[1:]]
+    assert kinds == ["edit", "restart", "restart", "edit", "restart"] and result.passed
+    assert result.usage["llm_calls"] == 6  # the second edit reuses #0's feedback
+
+
 def test_a_misspelt_restart_setting_is_refused_by_name(tmp_path):
     with pytest.raises(ValueError, match="restart must be 'never', 'task' or 'evaluation', got 'sometimes'"):
         optimize(ArithmeticDomain(), Target("t", 24), engine=ScriptedEngine([]), run_dir=tmp_path / "r",

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from itertools import takewhile
 from typing import TYPE_CHECKING, ClassVar
 
 from tgdomains import pareto, prompts
@@ -136,7 +137,7 @@ class Chain(Strategy):
     loop, which on prostate-2d went from -0.041 to -8.27 by scaling every organ weight and never recovered).
     restart: "never" (default), or after an edit that did not beat the best, a new value written from scratch
     from the "task" (the zero-shot request) or from the best value's "evaluation", at `restart_temperature`;
-    edits and restarts then alternate until one of them improves on the best.
+    up to `restarts_in_a_row` restarts, then an edit of the best again, until one of them improves on the best.
     """
 
     name: ClassVar[str] = "chain"
@@ -146,12 +147,15 @@ class Chain(Strategy):
     after_worse: str = "best"
     restart: str = "never"
     restart_temperature: float = 0.8  # as zero-shot samples: at 0 every restart would be the same reply
+    restarts_in_a_row: int = 1  # restarts that did not beat the best before the best is edited again
 
     def check(self) -> Chain:
         if self.after_worse not in ("best", "latest"):
             raise ValueError(f"after_worse must be 'best' or 'latest', got {self.after_worse!r}")
         if self.restart not in ("never", *RESTART_SOURCES):
             raise ValueError(f"restart must be 'never', 'task' or 'evaluation', got {self.restart!r}")
+        if self.restarts_in_a_row < 1:
+            raise ValueError(f"restarts_in_a_row must be >= 1, got {self.restarts_in_a_row}")
         return self
 
     def propose(self, run: Run, iteration: int, room: int | None) -> list[Proposal]:
@@ -191,12 +195,13 @@ class Chain(Strategy):
                       f"attempts. Start again from this value and change less, or change something else.\n\n")
 
     def _stalled(self, run: Run) -> bool:
-        """The latest step was an edit that did not beat the best: worse, a tie, or nothing new (unusable, or a
-        repeat after the re-asks: on n-queens-count the chain spent its 8 calls on two unusable edits of its start)."""
+        """Whether the next proposal is a restart: the latest step did not beat the best (worse, a tie, or nothing
+        new: unusable, or a repeat after the re-asks; on n-queens-count the chain spent its 8 calls on two unusable
+        edits of its start), and it was an edit or one of fewer than `restarts_in_a_row` restarts in a row."""
         latest = run.steps[-1]
-        if self.accept_only_improvements or latest.parent is None or is_restart(latest):
+        if self.accept_only_improvements or latest.parent is None or (latest.evaluated and latest.id == run.best.id):
             return False
-        return not latest.evaluated or latest.id != run.best.id
+        return sum(1 for _ in takewhile(is_restart, reversed(run.steps))) < self.restarts_in_a_row
 
     def _memory(self, run: Run, current: Step) -> list[Attempt]:
         """The chain's last evaluated attempts other than `current`, oldest first, with their evaluation gists."""

@@ -356,7 +356,22 @@ def test_restarts_in_a_row_before_the_best_is_edited_again(tmp_path):
     assert result.usage["llm_calls"] == 6  # the second edit reuses #0's feedback
 
 
+def test_sample_then_edit_draws_zero_shot_samples_until_one_beats_the_start_then_edits_it(tmp_path):
+    engine = ScriptedEngine([tagged("1"), tagged("2 * 5"), "fb of #2", tagged("20 + 4")])
+    result = optimize(ArithmeticDomain(), Target("t", 24), engine=engine, run_dir=tmp_path / "r", iterations=3,
+                      restart="task", restarts_in_a_row=100, edit_the_start=False, **quiet())
+    assert [s.parent for s in result.steps] == [None, 0, 0, 2] and result.passed
+    sampler = ScriptedEngine([tagged("1"), tagged("2 * 5")])
+    optimize(ArithmeticDomain(), Target("t", 24), engine=sampler, strategy="zero-shot", run_dir=tmp_path / "z",
+             iterations=2, **quiet())
+    assert engine.requests[:2] == sampler.requests  # until something beat the start: zero-shot's own requests
+    assert "fb of #2" in last_user(engine.requests[3]) and "<VARIABLE>\n2 * 5\n" in last_user(engine.requests[3])
+
+
 def test_a_misspelt_restart_setting_is_refused_by_name(tmp_path):
     with pytest.raises(ValueError, match="restart must be 'never', 'task' or 'evaluation', got 'sometimes'"):
         optimize(ArithmeticDomain(), Target("t", 24), engine=ScriptedEngine([]), run_dir=tmp_path / "r",
                  iterations=1, restart="sometimes", **quiet())
+    with pytest.raises(ValueError, match="edit_the_start=False needs restart='task' or 'evaluation'"):
+        optimize(ArithmeticDomain(), Target("t", 24), engine=ScriptedEngine([]), run_dir=tmp_path / "s",
+                 iterations=1, edit_the_start=False, **quiet())

@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 _PROBLEM_CHARS = 300  # of an unusable proposal's problem quoted in the next request
 _EVAL_LINE = 160  # characters of a sibling's evaluation shown in momentum: what it scored, not the whole report
 # A restart step's feedback: what produced it, and how it is told apart from an edit (`is_restart`).
-RESTART_FEEDBACK = "(restart from the {source}, after edits of step #{parent} stopped improving)"
+RESTART_FEEDBACK = "(restart from the {source}: a new value instead of another edit of step #{parent})"
 _RESTART_PREFIX = RESTART_FEEDBACK.split("{", 1)[0]
 RESTART_SOURCES = ("evaluation", "task")
 

@@ -19,8 +19,8 @@ from tgdomains.runlock import RunDirectoryLocked
 RUN_FLAGS = {"iterations": "iterations", "seed": "seed", "temperature": "temperature", "max_tokens": "max_tokens",
              "token_budget": "token_budget", "cost_budget": "cost_budget", "time_budget": "time_budget_s",
              "evaluation_budget": "evaluation_budget", "llm_call_budget": "llm_call_budget"}
-STRATEGY_FLAGS = ("momentum", "one_call", "accept_only_improvements", "restart", "population", "proposals", "merge",
-                  "samples")
+STRATEGY_FLAGS = ("momentum", "one_call", "accept_only_improvements", "restart", "restarts_in_a_row", "restart_first",
+                  "population", "proposals", "merge", "samples")
 CORE_KEYS = {"command", "domain", "strategy", "run_dir", "resume", "engine", "model", "base_url", "model_path",
              "no_cache", "cache_path", "record", "replay", "quiet", "json", "workers", "ray_address", "out", "price",
              "baseline", *RUN_FLAGS, *STRATEGY_FLAGS}
@@ -122,6 +122,12 @@ def _add_run_arguments(p: argparse.ArgumentParser, batch: bool) -> None:
     s.add_argument("--restart", choices=["task", "evaluation"],
                    help="chain, one-call: after an edit that did not beat the best, write a new value from scratch, "
                         "from the task (a zero-shot sample) or from the best value's evaluation")
+    s.add_argument("--restarts-in-a-row", type=integer(1),
+                   help="chain, one-call with --restart: restarts that did not beat the best before the best is "
+                        "edited again (default 1)")
+    s.add_argument("--restart-first", action="store_true", default=None,
+                   help="chain, one-call with --restart: restart before the first edit (with --restart task and a "
+                        "large --restarts-in-a-row: zero-shot samples until one beats the start, then edits)")
     s.add_argument("--population", type=integer(1), help="population: parents kept per iteration (implies "
                    "--strategy population)")
     s.add_argument("--proposals", type=integer(1), help="population: children per parent per iteration")

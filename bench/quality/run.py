@@ -63,7 +63,7 @@ LLM_METHODS = [
     # up to three restarts in a row before the best is edited again: most of the budget on zero-shot's samples
     Method("tgd-chain-resample3", "chain", {"restart": "task", "restarts_in_a_row": 3}),
     # zero-shot's samples until one beats the start, then TGD edits of the best, resampling after each failed edit
-    Method("tgd-sample-then-edit", "chain", {"restart": "task", "restarts_in_a_row": 100, "edit_the_start": False}),
+    Method("tgd-sample-then-edit", "chain", {"restart": "task", "restarts_in_a_row": 100, "restart_first": True}),
     Method("tgd-one-call", "one-call"),
     # one thread: which concurrent call a spent budget refuses would depend on timing, and replays must not
     Method("population", "population", {"population": 2, "proposals": 1, "workers": 1}),

@@ -111,3 +111,12 @@ def test_an_llm_free_baseline_runs_resumes_and_reports_like_any_strategy(tmp_pat
     assert again["strategy"] == "optuna" and again["usage"]["evaluations"] == 4
     report = tgdomains("report", str(run_dir)).stdout
     assert {"score_trajectory.png", "front.png", "lineage.png", "summary.md"} <= {Path(p).name for p in report.split()}
+
+
+def test_the_restart_flags_reach_the_chain():
+    from tgdomains.cli import _parser, _run_kwargs
+    from tgdomains.domain import get_domain
+
+    argv = ["optimize", "radiotherapy", "--restart", "task", "--restarts-in-a-row", "100", "--restart-first"]
+    kwargs = _run_kwargs(_parser(argv).parse_args(argv), get_domain("radiotherapy"))
+    assert kwargs == {"strategy": "chain", "restart": "task", "restarts_in_a_row": 100, "restart_first": True}

@@ -359,7 +359,7 @@ def test_restarts_in_a_row_before_the_best_is_edited_again(tmp_path):
 def test_sample_then_edit_draws_zero_shot_samples_until_one_beats_the_start_then_edits_it(tmp_path):
     engine = ScriptedEngine([tagged("1"), tagged("2 * 5"), "fb of #2", tagged("20 + 4")])
     result = optimize(ArithmeticDomain(), Target("t", 24), engine=engine, run_dir=tmp_path / "r", iterations=3,
-                      restart="task", restarts_in_a_row=100, edit_the_start=False, **quiet())
+                      restart="task", restarts_in_a_row=100, restart_first=True, **quiet())
     assert [s.parent for s in result.steps] == [None, 0, 0, 2] and result.passed
     sampler = ScriptedEngine([tagged("1"), tagged("2 * 5")])
     optimize(ArithmeticDomain(), Target("t", 24), engine=sampler, strategy="zero-shot", run_dir=tmp_path / "z",
@@ -372,6 +372,6 @@ def test_a_misspelt_restart_setting_is_refused_by_name(tmp_path):
     with pytest.raises(ValueError, match="restart must be 'never', 'task' or 'evaluation', got 'sometimes'"):
         optimize(ArithmeticDomain(), Target("t", 24), engine=ScriptedEngine([]), run_dir=tmp_path / "r",
                  iterations=1, restart="sometimes", **quiet())
-    with pytest.raises(ValueError, match="edit_the_start=False needs restart='task' or 'evaluation'"):
+    with pytest.raises(ValueError, match="restart_first needs restart='task' or 'evaluation'"):
         optimize(ArithmeticDomain(), Target("t", 24), engine=ScriptedEngine([]), run_dir=tmp_path / "s",
-                 iterations=1, edit_the_start=False, **quiet())
+                 iterations=1, restart_first=True, **quiet())

@@ -138,7 +138,7 @@ class Chain(Strategy):
     restart: "never" (default), or after an edit that did not beat the best, a new value written from scratch
     from the "task" (the zero-shot request) or from the best value's "evaluation", at `restart_temperature`;
     up to `restarts_in_a_row` restarts, then an edit of the best again, until one of them improves on the best.
-    With `edit_the_start=False` the chain restarts first: from the task with many restarts in a row it draws
+    With `restart_first` the chain restarts first: from the task with many restarts in a row it draws
     zero-shot's samples until one beats the start, then edits that one ("sample, then edit").
     """
 
@@ -150,15 +150,15 @@ class Chain(Strategy):
     restart: str = "never"
     restart_temperature: float = 0.8  # as zero-shot samples: at 0 every restart would be the same reply
     restarts_in_a_row: int = 1  # restarts that did not beat the best before the best is edited again
-    edit_the_start: bool = True  # False: restart first; edits begin once a restart beats the start
+    restart_first: bool = False  # True: the first proposal is a restart; edits begin once a restart beats the start
 
     def check(self) -> Chain:
         if self.after_worse not in ("best", "latest"):
             raise ValueError(f"after_worse must be 'best' or 'latest', got {self.after_worse!r}")
         if self.restart not in ("never", *RESTART_SOURCES):
             raise ValueError(f"restart must be 'never', 'task' or 'evaluation', got {self.restart!r}")
-        if self.restart == "never" and not self.edit_the_start:
-            raise ValueError("edit_the_start=False needs restart='task' or 'evaluation' (the first step is a restart)")
+        if self.restart == "never" and self.restart_first:
+            raise ValueError("restart_first needs restart='task' or 'evaluation' (the first step is a restart)")
         if self.restarts_in_a_row < 1:
             raise ValueError(f"restarts_in_a_row must be >= 1, got {self.restarts_in_a_row}")
         return self
@@ -205,7 +205,7 @@ class Chain(Strategy):
         edits of its start), and it was an edit or one of fewer than `restarts_in_a_row` restarts in a row."""
         latest = run.steps[-1]
         if latest.parent is None:
-            return not self.edit_the_start
+            return self.restart_first
         if self.accept_only_improvements or (latest.evaluated and latest.id == run.best.id):
             return False
         return sum(1 for _ in takewhile(is_restart, reversed(run.steps))) < self.restarts_in_a_row

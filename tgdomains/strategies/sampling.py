@@ -54,6 +54,12 @@ def seen_values(run: Run) -> dict[str, str]:
     return {s.value: f"step #{s.id} (score {format_score(s.score)}: {gist_of(s)})" for s in run.candidates}
 
 
+def sample_seed(run: Run, k: int, j: int = 0) -> int:
+    """The seed of zero-shot's `j`-th sample at its iteration `k` (the chain's k-th restart from the task uses it, so
+    that it draws the same sample)."""
+    return run.config.seed * 100_003 + k * 1_000 + j
+
+
 def gist_of(step: Step) -> str:
     return " ".join(step.evaluation.text.split())[:_EVAL_GIST] or "no evaluation text"
 
@@ -124,8 +130,8 @@ class ZeroShot(Strategy):
         s = run.setup
         messages = prompts.solve_messages(s.context, s.role, s.constraints)
         n = self.samples if room is None else max(0, min(self.samples, room))
-        base = run.config.seed * 100_003 + iteration * 1_000
-        return run.map(lambda j: ask_for_value(run, messages, run.steps[0], meter=run.meter(), seed=base + j,
+        return run.map(lambda j: ask_for_value(run, messages, run.steps[0], meter=run.meter(),
+                                               seed=sample_seed(run, iteration, j),
                                                temperature=self.sample_temperature), list(range(n)),
                        workers=self.workers)
 

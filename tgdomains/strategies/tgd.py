@@ -28,7 +28,7 @@ from tgdomains.loss import evaluation_loss
 from tgdomains.optimizer import TGD, Attempt, out_of_view, retry_temperature
 from tgdomains.records import Step, StepStatus
 from tgdomains.strategies.base import Proposal, Strategy
-from tgdomains.strategies.sampling import ask_for_value, gist_of, seen_values
+from tgdomains.strategies.sampling import ask_for_value, gist_of, sample_seed, seen_values
 from tgdomains.variable import Variable
 
 if TYPE_CHECKING:
@@ -103,8 +103,9 @@ def _unusable_children(run: Run, parent: Step) -> list[Step]:
 
 def restart_proposal(run: Run, best: Step, *, source: str, meter: Meter, seed: int, temperature: float) -> Proposal:
     """A new value written from scratch rather than edited from `best` (recorded as its child). `source` "task":
-    the zero-shot request (`prompts.SOLVE`; with zero-shot's seed it draws zero-shot's sample); "evaluation": `prompts.RESTART`, the task and what `best`'s evaluation reported, with `best`'s
-    value out of view. A repeat of any evaluated value is re-asked, as an edit's is."""
+    the zero-shot request (`prompts.SOLVE`; with zero-shot's seed it draws zero-shot's sample); "evaluation":
+    `prompts.RESTART`, the task and what `best`'s evaluation reported, with `best`'s value out of view. A repeat of
+    any evaluated value is re-asked, as an edit's is."""
     s = run.setup
     if source == "task":
         messages, reply_format = prompts.solve_messages(s.context, s.role, s.constraints), None
@@ -170,7 +171,7 @@ class Chain(Strategy):
             # the k-th "task" restart sends zero-shot's k-th request (same messages, seed and temperature), so it
             # draws the sample zero-shot draws at its iteration k
             k = 1 + sum(1 for s in run.steps if is_restart(s))
-            restart_seed = run.config.seed * 100_003 + k * 1_000 if self.restart == "task" else seed
+            restart_seed = sample_seed(run, k) if self.restart == "task" else seed
             return [restart_proposal(run, run.best, source=self.restart, meter=meter, seed=restart_seed,
                                      temperature=self.restart_temperature)]
         current, note = self._current(run)

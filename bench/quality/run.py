@@ -368,19 +368,21 @@ def plot(suite: Suite, runs: list[dict], out: Path) -> list[str]:
     import matplotlib.pyplot as plt
 
     paths = []
+    styles = _method_styles(suite)
     for name in dict.fromkeys(r["instance"] for r in runs):
-        fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+        fig, axes = plt.subplots(1, 2, figsize=(12, 3.8))
         for r in (r for r in runs if r["instance"] == name):
             for ax, key in zip(axes, ("curve_llm_calls", "curve_evaluations"), strict=True):
                 pts = [(x, y) for x, y in r[key] if y is not None]
                 if pts:
-                    ax.step([p[0] for p in pts], [p[1] for p in pts], where="post", label=r["method"], marker=".")
+                    ax.step([p[0] for p in pts], [p[1] for p in pts], where="post", label=r["method"], marker=".",
+                            **styles.get(r["method"], {}))
         axes[0].set_xlabel("LLM calls")
         axes[1].set_xlabel("evaluations")
         for ax in axes:
             ax.set_ylabel("best score so far")
             ax.grid(alpha=0.3)
-        axes[1].legend(fontsize=7)
+        axes[1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))  # outside: 13 lines
         fig.suptitle(f"{suite.domain} {name}: best so far, equal budgets")
         fig.tight_layout()
         path = out / f"{suite.domain}_{name}.png"
@@ -388,6 +390,18 @@ def plot(suite: Suite, runs: list[dict], out: Path) -> list[str]:
         plt.close(fig)
         paths.append(str(path))
     return paths
+
+
+def _method_styles(suite: Suite) -> dict[str, dict[str, Any]]:
+    """One look per method, the same in every plot: tab20's dark colours for the first ten LLM methods, its light
+    ones dashed after them (the default cycle repeats after ten), the LLM-free baselines black and dotted."""
+    import matplotlib
+
+    colors = matplotlib.colormaps["tab20"].colors
+    styles = {m.name: {"color": colors[(2 * i) % 20 + (i // 10) % 2], "linestyle": "-" if i < 10 else "--"}
+              for i, m in enumerate(LLM_METHODS)}
+    styles.update({m.name: {"color": "black", "linestyle": ":"} for m in suite.baselines})
+    return styles
 
 
 # -- main ------------------------------------------------------------------------------------------------------

@@ -57,7 +57,7 @@ LLM_METHODS = [
     # the chain sampling at the samplers' temperature (an experiment on code, where resampling beat the chain)
     Method("tgd-chain-t0.8", "chain", {"temperature": 0.8}),
     # after an edit that did not beat the best, a new value from scratch (then edits again): from the best value's
-    # evaluation, or from the task alone (the request zero-shot sends at that iteration: its sample)
+    # evaluation, or from the task alone (the k-th restart sends zero-shot's k-th request: it draws that sample)
     Method("tgd-chain-restart", "chain", {"restart": "evaluation"}),
     Method("tgd-chain-resample", "chain", {"restart": "task"}),
     # up to three restarts in a row before the best is edited again: most of the budget on zero-shot's samples

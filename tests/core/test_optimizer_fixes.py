@@ -4,7 +4,9 @@
   0, seeds from the step's), never evaluated again, inside the same LLM-call accounting;
 - overshoot: after a worse step the chain steps from its best and says the last change made things worse;
 - cut-off replies (finish_reason "length") are never trimmed into a value; the re-ask quotes only their tail;
-- momentum is a compact table of past attempts, not the attempts verbatim.
+- momentum is a compact table of past attempts, not the attempts verbatim;
+- restarts (session 7): after an edit that did not beat the best, the chain can write a new value from scratch
+  (from the task: zero-shot's own requests; or from the best's evaluation), then edit the best again.
 """
 
 from __future__ import annotations

@@ -64,6 +64,9 @@ LLM_METHODS = [
     Method("tgd-chain-resample3", "chain", {"restart": "task", "restarts_in_a_row": 3}),
     # zero-shot's samples until one beats the start, then TGD edits of the best, resampling after each failed edit
     Method("tgd-sample-then-edit", "chain", {"restart": "task", "restarts_in_a_row": 100, "restart_first": True}),
+    # the same with every new value written from the best's evaluation (prompts.RESTART) instead of the task alone
+    Method("tgd-restart-then-edit", "chain",
+           {"restart": "evaluation", "restarts_in_a_row": 100, "restart_first": True}),
     Method("tgd-one-call", "one-call"),
     # one thread: which concurrent call a spent budget refuses would depend on timing, and replays must not
     Method("population", "population", {"population": 2, "proposals": 1, "workers": 1}),

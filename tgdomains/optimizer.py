@@ -124,7 +124,7 @@ class TGD:
         past = self.memory.get(id(p), ()) if self.momentum > 0 else ()
         momentum = prompts.attempts_section([(a.score, a.value, a.feedback) for a in past], p.value)
         examples = prompts.bullet_section("Examples of good values", self.examples)
-        constraints = prompts.bullet_section("Constraints the new value must satisfy", self.constraints)
+        constraints = prompts.constraints_section(self.constraints)
         return {"momentum": momentum, "examples": examples, "constraints": constraints,
                 "context": prompts.task_section(self.context), "role": p.role_description, "value": p.value}
 

@@ -178,6 +178,11 @@ def bullet_section(title: str, items: list[str]) -> str:
     return f"\n{title}:\n" + "\n".join(f"- {item}" for item in items) + "\n"
 
 
+def constraints_section(constraints: list[str]) -> str:
+    """The constraints as every request for a new value shows them (TGD steps, fresh re-asks, restarts)."""
+    return bullet_section("Constraints the new value must satisfy", constraints)
+
+
 def solve_messages(context: str, role_description: str, constraints: list[str] | None = None) -> list[Message]:
     """A zero-shot request for a first value (used by domains' `initial` and the zero-shot baselines)."""
     return SOLVE.messages(context=task_section(context), role=role_description,

@@ -113,7 +113,7 @@ def restart_proposal(run: Run, best: Step, *, source: str, meter: Meter, seed: i
         messages = prompts.RESTART.messages(
             context=prompts.task_section(s.context), role=s.role,
             evaluation=out_of_view(best.evaluation.text, best.value),
-            constraints=prompts.bullet_section("Constraints the new value must satisfy", s.constraints))
+            constraints=prompts.constraints_section(s.constraints))
         reply_format = reply_format_for(run.domain, run.instance)
     return ask_for_value(run, messages, best, meter=meter, seed=seed, temperature=temperature,
                          feedback=RESTART_FEEDBACK.format(source=source, parent=best.id), avoid=seen_values(run),

@@ -119,14 +119,15 @@ def _add_run_arguments(p: argparse.ArgumentParser, batch: bool) -> None:
                    help="chain, population: feedback and new value in one LLM call per update")
     s.add_argument("--accept-only-improvements", action="store_true", default=None,
                    help="chain: continue from the best candidate instead of the last one")
-    s.add_argument("--restart", choices=["task", "evaluation"],
+    s.add_argument("--restart", choices=["evaluation", "task", "never"],
                    help="chain, one-call: after an edit that did not beat the best, write a new value from scratch, "
-                        "from the task (a zero-shot sample) or from the best value's evaluation")
+                        "from the best value's evaluation (default) or from the task (a zero-shot sample); never: "
+                        "edits only (TextGrad's loop)")
     s.add_argument("--restarts-in-a-row", type=integer(1),
-                   help="chain, one-call with --restart: restarts that did not beat the best before the best is "
-                        "edited again (default 1)")
+                   help="chain, one-call: restarts that did not beat the best before the best is edited again "
+                        "(default 1)")
     s.add_argument("--restart-first", action="store_true", default=None,
-                   help="chain, one-call with --restart: restart before the first edit (with --restart task and a "
+                   help="chain, one-call: restart before the first edit (with --restart task and a "
                         "large --restarts-in-a-row: zero-shot samples until one beats the start, then edits)")
     s.add_argument("--population", type=integer(1), help="population: parents kept per iteration (implies "
                    "--strategy population)")

@@ -10,7 +10,7 @@ LLM-free baselines
 (radiotherapy: optuna; molecules: graph-ga) get the same evaluation cap. Seeds are fixed (`--seed`).
 
 Each run records its LLM traffic to cassettes/DOMAIN/INSTANCE/METHOD.jsonl and the evaluations it made to
-METHOD.evals.jsonl next to it. `--replay` serves the recorded replies (ReplayEngine: a changed prompt is a
+METHOD.evals.jsonl next to it (with `--seed N` other than 0: METHOD.seedN.jsonl, results_DOMAIN_seedN.*). `--replay` serves the recorded replies (ReplayEngine: a changed prompt is a
 CassetteMiss, not a silent re-run) and, unless `--reevaluate`, the recorded evaluations and finalize result
 (METHOD.final.json: code's hidden tests), so the tables regenerate offline in seconds;
 tests/core/test_quality_tables.py asserts that they equal the committed results_DOMAIN.md.
@@ -51,14 +51,15 @@ LLM_METHODS = [
     Method("zero-shot", "zero-shot"),
     Method("best-of-4", "best-of-n", {"workers": 1}),  # one thread, as population below
     Method("reflexion", "reflexion"),
+    # the product's chain: after an edit that did not beat the best, a new value from the best's evaluation
     Method("tgd-chain", "chain"),
+    # the ablation of that restart: edits only, as every chain row before session 8
+    Method("tgd-chain-never", "chain", {"restart": "never"}),
     # the ablation of the overshoot fix: TextGrad's loop, which keeps stepping from its latest value after it got worse
-    Method("tgd-chain-latest", "chain", {"after_worse": "latest"}),
-    # the chain sampling at the samplers' temperature (an experiment on code, where resampling beat the chain)
-    Method("tgd-chain-t0.8", "chain", {"temperature": 0.8}),
-    # after an edit that did not beat the best, a new value from scratch (then edits again): from the best value's
-    # evaluation, or from the task alone (the k-th restart sends zero-shot's k-th request: it draws that sample)
-    Method("tgd-chain-restart", "chain", {"restart": "evaluation"}),
+    Method("tgd-chain-latest", "chain", {"after_worse": "latest", "restart": "never"}),
+    # the edits-only chain sampling at the samplers' temperature (an experiment on code, where resampling beat it)
+    Method("tgd-chain-t0.8", "chain", {"temperature": 0.8, "restart": "never"}),
+    # the restart from the task alone (the k-th restart sends zero-shot's k-th request: it draws that sample)
     Method("tgd-chain-resample", "chain", {"restart": "task"}),
     # up to three restarts in a row before the best is edited again: most of the budget on zero-shot's samples
     Method("tgd-chain-resample3", "chain", {"restart": "task", "restarts_in_a_row": 3}),
@@ -68,6 +69,7 @@ LLM_METHODS = [
     Method("tgd-restart-then-edit", "chain",
            {"restart": "evaluation", "restarts_in_a_row": 100, "restart_first": True}),
     Method("tgd-one-call", "one-call"),
+    Method("tgd-one-call-never", "one-call", {"restart": "never"}),  # its edits-only ablation
     # one thread: which concurrent call a spent budget refuses would depend on timing, and replays must not
     Method("population", "population", {"population": 2, "proposals": 1, "workers": 1}),
     # one critique of the best, three children from it (the first greedy, the others sampled at 0.8): TGD's
@@ -111,6 +113,11 @@ SUITES = {
                                                                                         "HumanEval/163"))],
                   [], llm_calls=8, evaluations=6, columns=["visible_pass_rate"]),
 }
+
+
+def seed_suffix(seed: int) -> str:
+    """What a seed adds to cassette and result file names: nothing for seed 0 (every table before session 8)."""
+    return "" if seed == 0 else f".seed{seed}"
 
 
 def instance_name(args: dict[str, Any]) -> str:
@@ -206,11 +213,12 @@ def run_one(suite: Suite, args: dict[str, Any], method: Method, engine_factory, 
     domain = get_domain(suite.domain)
     instance = domain.load(dict(args))
     where = HERE / "cassettes" / suite.domain / instance_name(args)
-    cassette = where / f"{method.name}.jsonl"
+    stem = method.name + seed_suffix(opts.seed)
+    cassette = where / f"{stem}.jsonl"
     replaying = opts.replay and not opts.reevaluate
-    evals = RecordedEvaluations(where / f"{method.name}.evals.jsonl", replay=replaying,
+    evals = RecordedEvaluations(where / f"{stem}.evals.jsonl", replay=replaying,
                                 reuse=not (opts.fresh_evaluations or opts.reevaluate))
-    domain.finalize = RecordedFinal(where / f"{method.name}.final.json", replay=replaying).wrap(domain.finalize)
+    domain.finalize = RecordedFinal(where / f"{stem}.final.json", replay=replaying).wrap(domain.finalize)
     engine = engine_factory(cassette) if method.uses_llm else None
     settings = dict(method.settings)
     if method.uses_llm:
@@ -364,7 +372,7 @@ def markdown(suite: Suite, runs: list[dict], header: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
-def plot(suite: Suite, runs: list[dict], out: Path) -> list[str]:
+def plot(suite: Suite, runs: list[dict], out: Path, seed: int) -> list[str]:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -386,9 +394,9 @@ def plot(suite: Suite, runs: list[dict], out: Path) -> list[str]:
             ax.set_ylabel("best score so far")
             ax.grid(alpha=0.3)
         axes[1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))  # outside: 13 lines
-        fig.suptitle(f"{suite.domain} {name}: best so far, equal budgets")
+        fig.suptitle(f"{suite.domain} {name}: best so far, equal budgets, seed {seed}")
         fig.tight_layout()
-        path = out / f"{suite.domain}_{name}.png"
+        path = out / f"{suite.domain}_{name}{seed_suffix(seed).replace('.', '_')}.png"
         fig.savefig(path, dpi=110)
         plt.close(fig)
         paths.append(str(path))
@@ -468,9 +476,10 @@ def main(argv: list[str] | None = None) -> int:
         if opts.methods:  # in the order given (a long recording runs what matters most first)
             by_name = {m.name: m for m in methods}
             methods = [by_name[n] for n in opts.methods.split(",") if n in by_name]
-        results_path = out / f"results_{name}.json"
+        results_name = f"results_{name}{seed_suffix(opts.seed).replace('.', '_')}"  # results_code_seed1
+        results_path = out / f"{results_name}.json"
         previous = json.loads(results_path.read_text()) if results_path.exists() else {}
-        committed = HERE / f"results_{name}.json"
+        committed = HERE / f"{results_name}.json"
         # a replay describes the recording it replays: engine, seed and date come from the committed results
         header = json.loads(committed.read_text()).get("header") if opts.replay and committed.exists() else None
         header = header or {"engine": engine_line, "seed": opts.seed,
@@ -482,7 +491,8 @@ def main(argv: list[str] | None = None) -> int:
             if wanted and instance_name(args) not in wanted:
                 continue
             for method in methods:
-                recorded = HERE / "cassettes" / name / instance_name(args) / f"{method.name}.evals.jsonl"
+                recorded = (HERE / "cassettes" / name / instance_name(args)
+                            / f"{method.name}{seed_suffix(opts.seed)}.evals.jsonl")
                 if opts.replay and not recorded.exists():
                     continue  # never recorded (a declared subset): nothing to replay
                 key = (instance_name(args), method.name)
@@ -494,9 +504,9 @@ def main(argv: list[str] | None = None) -> int:
                     results_path.write_text(json.dumps({"header": header, "runs": ordered}, indent=1) + "\n")
         ordered = sorted(runs.values(), key=lambda r: (_order(suite, r["instance"]), _rank(suite, r)))
         results_path.write_text(json.dumps({"header": header, "runs": ordered}, indent=1) + "\n")
-        (out / f"results_{name}.md").write_text(markdown(suite, ordered, header))
-        plot(suite, ordered, out)
-        print((out / f"results_{name}.md").read_text())
+        (out / f"{results_name}.md").write_text(markdown(suite, ordered, header))
+        plot(suite, ordered, out, opts.seed)
+        print((out / f"{results_name}.md").read_text())
     return 0
 
 

@@ -6,8 +6,9 @@ in which parents they pick and what momentum shows:
 
 - chain: the latest candidate, unless it is worse than the best: then the best, with a note that the last change
   made things worse (`after_worse="best"`, the default; "latest" is TextGrad's loop, which kept editing a worse
-  value); momentum = the chain's last evaluated attempts with what they scored; with `restart` set, an edit that
-  did not beat the best is followed by a new value written from scratch (`restart_proposal`), then edits again;
+  value); momentum = the chain's last evaluated attempts with what they scored; an edit that did not beat the
+  best is followed by a new value written from scratch (`restart_proposal`; `restart="never"` turns it off), then
+  edits again;
 - population: up to `population` parents sampled from the Pareto front of the distinct candidates (the best always
   among them), `proposals` children each, plus with `merge` one child combining the best parent with another;
   momentum = the parent's own line of ancestors, then the children it already had.
@@ -136,9 +137,10 @@ class Chain(Strategy):
     after_worse: what the chain steps from when its latest candidate is worse than its best. "best" (default): the
     best, telling the optimizer that the last change made things worse; "latest": the latest anyway (TextGrad's
     loop, which on prostate-2d went from -0.041 to -8.27 by scaling every organ weight and never recovered).
-    restart: "never" (default), or after an edit that did not beat the best, a new value written from scratch
-    from the "task" (the zero-shot request) or from the best value's "evaluation", at `restart_temperature`;
-    up to `restarts_in_a_row` restarts, then an edit of the best again, until one of them improves on the best.
+    restart: after an edit that did not beat the best, a new value written from scratch from the best value's
+    "evaluation" (default: on code and radiotherapy it never lost to "never", bench/quality/README.md) or from the
+    "task" (the zero-shot request), at `restart_temperature`; up to `restarts_in_a_row` restarts, then an edit of
+    the best again, until one of them improves on the best. "never": TextGrad's loop, edits only.
     With `restart_first` the chain restarts first: from the task with many restarts in a row it draws
     zero-shot's samples until one beats the start, then edits that one ("sample, then edit").
     """
@@ -148,7 +150,7 @@ class Chain(Strategy):
     one_call: bool = False  # feedback and new value in one LLM call
     accept_only_improvements: bool = False  # continue from the best candidate, gate children on beating it
     after_worse: str = "best"
-    restart: str = "never"
+    restart: str = "evaluation"
     restart_temperature: float = 0.8  # as zero-shot samples: at 0 every restart would be the same reply
     restarts_in_a_row: int = 1  # restarts that did not beat the best before the best is edited again
     restart_first: bool = False  # True: the first proposal is a restart; edits begin once a restart beats the start

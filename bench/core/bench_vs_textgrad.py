@@ -112,7 +112,7 @@ def ours_runner() -> dict:
         engine = ScriptedEngine(lambda m: model.reply(m[0]["content"], m[-1]["content"]))
         with tempfile.TemporaryDirectory() as d:
             optimize(Replay(), None, engine=engine, run_dir=Path(d) / "r", iterations=ITERATIONS, momentum=0,
-                     progress=False)
+                     restart="never", progress=False)  # TextGrad's loop: edits only, like for like
         return engine.usage.calls, engine.usage.prompt_tokens
 
     return _measure(one_loop)

@@ -177,7 +177,7 @@ def test_reflexion_samples_above_zero_after_unusable_replies(tmp_path):
 def test_after_a_worse_step_the_chain_steps_from_its_best_and_says_so(tmp_path):
     engine = ScriptedEngine(["fb of #0", tagged("20 + 3"), "fb of #1", tagged("1"), tagged("2")])
     result = optimize(ArithmeticDomain(), Target("t", 24), engine=engine, run_dir=tmp_path / "r", iterations=3,
-                      **quiet())
+                      restart="never", **quiet())  # edits only: the default would restart after the worse edit
     step_prompt = last_user(engine.requests[4])
     # back at #1, its feedback from iteration 2 is reused: no second backward call on the same evaluation
     assert "fb of #1" in step_prompt and result.usage["llm_calls"] == 5
@@ -265,7 +265,8 @@ def test_after_an_unusable_proposal_the_chain_names_it_samples_above_zero_and_re
     # that failed again (at temperature 0 the model would write the same reply) nor pay for the same feedback twice
     domain = ArithmeticDomain()
     engine = ScriptedEngine(["make it 24", tagged("2 *"), tagged("2 * *"), tagged("3 * 8")])
-    result = optimize(domain, Target("t", 24), engine=engine, run_dir=tmp_path / "r", iterations=2, **quiet())
+    result = optimize(domain, Target("t", 24), engine=engine, run_dir=tmp_path / "r", iterations=2, restart="never",
+                      **quiet())
     assert [s.status for s in result.steps] == ["initial", "failed", "updated"] and result.passed
     first_step, _repair, second_step = engine.requests[1:]
     assert first_step["temperature"] == 0.0 and second_step["temperature"] > 0
@@ -279,7 +280,7 @@ def test_the_unusable_note_counts_every_unusable_proposal_from_the_parent(tmp_pa
     domain = ArithmeticDomain()
     engine = ScriptedEngine([tagged("("), tagged("("), tagged(")"), tagged(")"), tagged("3 * 8")])
     result = optimize(domain, Target("t", 24), engine=engine, run_dir=tmp_path / "r", iterations=3, one_call=True,
-                      **quiet())
+                      restart="never", **quiet())
     assert [s.status for s in result.steps] == ["initial", "failed", "failed", "updated"]
     third = engine.requests[-1]
     assert "2 earlier proposal(s) from this value could not be used" in last_user(third)
@@ -292,7 +293,7 @@ def test_a_repaired_reply_that_gave_back_the_current_value_then_nothing_usable_f
     engine = CutEngine([("fb", "stop"), ("<IMPROVED_VARIABLE>1 + 1 + 1 + 1 +", "length"), (tagged("1 + 1"), "stop"),
                         (tagged("1 +"), "stop"), (tagged("1 +"), "stop"), (tagged("3 * 8"), "stop")])
     result = optimize(ArithmeticDomain(), Target("t", 24), engine=engine, run_dir=tmp_path / "r", iterations=2,
-                      **quiet())
+                      restart="never", **quiet())
     assert [s.status for s in result.steps] == ["initial", "failed", "updated"] and result.passed
     again = engine.requests[-1]
     assert "1 earlier proposal(s) from this value could not be used" in last_user(again) and again["temperature"] > 0
@@ -317,10 +318,11 @@ def test_a_stalled_chain_restarts_from_the_task_with_the_requests_zero_shot_send
     assert restarts == sampler.requests and restarts[0]["temperature"] == 0.8
 
 
-def test_after_a_restart_that_did_not_improve_the_chain_edits_its_best_again_with_its_feedback(tmp_path):
+def test_by_default_a_worse_edit_is_followed_by_a_restart_from_the_evaluation_then_an_edit_of_the_best(tmp_path):
     engine = ScriptedEngine(["fb of #0", tagged("2 + 2"), "fb of #1", tagged("1"), tagged("3"), tagged("20 + 4")])
     result = optimize(ArithmeticDomain(), Target("t", 24), engine=engine, run_dir=tmp_path / "r", iterations=4,
-                      restart="evaluation", **quiet())
+                      **quiet())  # the default chain: restart="evaluation"
+    assert "restart from the evaluation" in result.steps[3].feedback
     assert [s.parent for s in result.steps] == [None, 0, 1, 1, 1] and result.passed
     restart_prompt = last_user(engine.requests[4])
     assert "stopped improving under edits" in restart_prompt and "2 + 2" not in restart_prompt  # best out of view
@@ -376,4 +378,4 @@ def test_a_misspelt_restart_setting_is_refused_by_name(tmp_path):
                  iterations=1, restart="sometimes", **quiet())
     with pytest.raises(ValueError, match="restart_first needs restart='task' or 'evaluation'"):
         optimize(ArithmeticDomain(), Target("t", 24), engine=ScriptedEngine([]), run_dir=tmp_path / "s",
-                 iterations=1, restart_first=True, **quiet())
+                 iterations=1, restart="never", restart_first=True, **quiet())

@@ -42,3 +42,10 @@ def test_top_k_auc_counts_only_valid_scores():
     bench = _bench()
     assert bench.top_k_auc([1.0, float("-inf"), 3.0], 2) == pytest.approx((1.0 + 1.0 + 2.0) / 3, abs=1e-4)
     assert bench.top_k_auc([float("-inf")], 10) is None
+
+
+def test_the_seeds_table_is_what_the_committed_results_give():
+    spec = importlib.util.spec_from_file_location("quality_seeds", BENCH / "seeds.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert (BENCH / "seeds.md").read_text(encoding="utf-8") == module.render()

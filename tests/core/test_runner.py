@@ -29,7 +29,7 @@ def test_run_stops_when_passed_and_writes_its_record(tmp_path):
 def test_best_so_far_survives_a_worse_later_candidate(tmp_path):
     engine = ScriptedEngine(["fb", tagged("20 + 3"), "fb", tagged("1"), "fb", tagged("2")])
     result = optimize(ArithmeticDomain(), Target("t", 24), engine=engine, run_dir=tmp_path / "r", iterations=3,
-                      after_worse="latest", **_quiet())
+                      after_worse="latest", restart="never", **_quiet())
     assert result.best_value == "20 + 3" and result.stop_reason.startswith("iteration budget")
     # TextGrad's loop (after_worse="latest"): the chain moves on from the worse value
     assert "<VARIABLE>\n1\n</VARIABLE>" in engine.requests[4]["messages"][-1]["content"]
@@ -46,7 +46,8 @@ def test_same_candidate_is_never_scored_twice(tmp_path):
     domain = ArithmeticDomain()
     # the repeat of the current value is re-asked; a re-ask that repeats again (and again) leaves it unchanged
     engine = ScriptedEngine(["fb", tagged("1 + 1"), tagged("1 + 1"), tagged("1 + 1"), "fb", tagged("2 * 2")])
-    result = optimize(domain, Target("t", 24), engine=engine, run_dir=tmp_path / "r", iterations=2, **_quiet())
+    result = optimize(domain, Target("t", 24), engine=engine, run_dir=tmp_path / "r", iterations=2, restart="never",
+                      **_quiet())
     assert domain.evaluated == ["1 + 1", "2 * 2"]
     assert result.steps[1].status == "unchanged" and "still a repeat" in result.steps[1].problem
 

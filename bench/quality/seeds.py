@@ -1,0 +1,68 @@
+"""The methods recorded under more than one seed, side by side: how much of a table's difference is the seed.
+
+    python3 bench/quality/seeds.py    # writes bench/quality/seeds.md from the committed results_DOMAIN[_seedN].json
+
+A cell is the best score of each seed, seed 0 first ("0.667 / 1"); code adds the problems solved on the hidden
+tests per seed, the other domains the mean best score over the instances per seed. Only methods recorded under
+every seed of the domain are shown. tests/core/test_quality_tables.py checks that seeds.md is what this writes.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))  # run.py beside this file: its number format and the suites' order
+
+from run import SUITES, _rank, fmt  # noqa: E402
+
+
+def seed_results(domain: str) -> dict[int, list[dict]]:
+    """Every committed results file of the domain, by seed."""
+    found = {}
+    for path in sorted(HERE.glob(f"results_{domain}*.json")):
+        match = re.fullmatch(rf"results_{domain}(?:_seed(\d+))?\.json", path.name)
+        if match:
+            found[int(match.group(1) or 0)] = json.loads(path.read_text(encoding="utf-8"))["runs"]
+    return dict(sorted(found.items()))
+
+
+def domain_table(domain: str, by_seed: dict[int, list[dict]]) -> str:
+    suite, seeds = SUITES[domain], list(by_seed)
+    best = {(s, r["instance"], r["method"]): r for s, runs in by_seed.items() for r in runs}
+    instances = list(dict.fromkeys(r["instance"] for r in by_seed[seeds[0]]))
+    methods = sorted({r["method"] for r in by_seed[seeds[0]]}, key=lambda m: _rank(suite, {"method": m}))
+    methods = [m for m in methods if all((s, i, m) in best for s in seeds for i in instances)]
+    code = domain == "code"
+    summary = "solved (hidden)" if code else "mean best"
+    lines = [f"## {domain} (seeds {', '.join(map(str, seeds))})", "",
+             "| method | " + " | ".join(instances) + f" | {summary} |", "|" + "---|" * (len(instances) + 2)]
+    for m in methods:
+        cells = [" / ".join(fmt(best[s, i, m]["best_score"]) for s in seeds) for i in instances]
+        if code:
+            per_seed = [sum(best[s, i, m]["final"].get("hidden_pass_rate") == 1 for i in instances) for s in seeds]
+            cells.append(" / ".join(f"{n}/{len(instances)}" for n in per_seed))
+        else:
+            scores = [[best[s, i, m]["best_score"] for i in instances] for s in seeds]
+            cells.append(" / ".join("–" if None in x else fmt(round(sum(x) / len(x), 4)) for x in scores))
+        lines.append(f"| {m} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def render() -> str:
+    out = ["# Quality across seeds", "",
+           "Best score per method, instance and seed (seed 0 first), from the committed results files; the same "
+           "budgets and engine as the per-seed tables (results_DOMAIN.md, results_DOMAIN_seedN.md).", ""]
+    for domain in SUITES:
+        by_seed = seed_results(domain)
+        if len(by_seed) > 1:
+            out += [domain_table(domain, by_seed), ""]
+    return "\n".join(out)
+
+
+if __name__ == "__main__":
+    (HERE / "seeds.md").write_text(render(), encoding="utf-8")
+    print(render())

@@ -332,6 +332,17 @@ def test_by_default_a_worse_edit_is_followed_by_a_restart_from_the_evaluation_th
     assert result.usage["llm_calls"] == 6 and "fb of #1" in edit_prompt and "<VARIABLE>\n2 + 2\n" in edit_prompt
 
 
+def test_the_report_tells_restarts_from_edits(tmp_path):
+    pytest.importorskip("matplotlib")
+    from tgdomains.report import write_report
+
+    engine = ScriptedEngine(["fb of #0", tagged("2 + 2"), "fb of #1", tagged("1"), tagged("20 + 4")])
+    optimize(ArithmeticDomain(), Target("t", 24), engine=engine, run_dir=tmp_path / "r", iterations=3, **quiet())
+    write_report(tmp_path / "r", tmp_path / "report")
+    rows = [line for line in (tmp_path / "report" / "summary.md").read_text().splitlines() if line.startswith("| ")]
+    assert [r.split(" | ")[2] for r in rows[1:]] == ["initial", "updated", "updated", "updated (restart)"]
+
+
 def test_an_unusable_restart_is_not_counted_against_the_next_edit(tmp_path):
     engine = ScriptedEngine(["fb of #0", tagged("1"), tagged("("), tagged("20 + 4")])
     result = optimize(ArithmeticDomain(), Target("t", 24), engine=engine, run_dir=tmp_path / "r", iterations=3,

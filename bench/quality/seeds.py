@@ -46,8 +46,10 @@ def domain_table(domain: str, by_seed: dict[int, list[dict]]) -> str:
                  for i in instances]
         runs = [[best[s, i, m] for i in instances if (s, i, m) in best] for s in seeds]
         if code:
-            cells.append(" / ".join(f"{sum(r['final'].get('hidden_pass_rate') == 1 for r in rs)}/{len(rs)}"
-                                    for rs in runs))
+            solved = [f"{sum(r['final'].get('hidden_pass_rate') == 1 for r in rs)}" for rs in runs]
+            ran = {len(rs) for rs in runs}  # "9 / 7 of 14", or "9 of 14 / 2 of 3" where the seeds ran different sets
+            cells.append(" / ".join(solved) + f" of {ran.pop()}" if len(ran) == 1 else
+                         " / ".join(f"{n} of {len(rs)}" for n, rs in zip(solved, runs, strict=True)))
         else:
             scores = [[r["best_score"] for r in rs] for rs in runs]
             cells.append(" / ".join("–" if not x or None in x else fmt(round(sum(x) / len(x), 4)) for x in scores))

@@ -10,8 +10,8 @@ LLM-free baselines
 (radiotherapy: optuna; molecules: graph-ga) get the same evaluation cap. Seeds are fixed (`--seed`).
 
 Each run records its LLM traffic to cassettes/DOMAIN/INSTANCE/METHOD.jsonl and the evaluations it made to
-METHOD.evals.jsonl next to it (with `--seed N` other than 0: METHOD.seedN.jsonl, results_DOMAIN_seedN.*). `--replay` serves the recorded replies (ReplayEngine: a changed prompt is a
-CassetteMiss, not a silent re-run) and, unless `--reevaluate`, the recorded evaluations and finalize result
+METHOD.evals.jsonl next to it (under `--seed N` other than 0: METHOD.seedN.jsonl ..., results_DOMAIN_seedN.*).
+`--replay` serves the recorded replies (ReplayEngine: a changed prompt is a CassetteMiss, not a silent re-run) and, unless `--reevaluate`, the recorded evaluations and finalize result
 (METHOD.final.json: code's hidden tests), so the tables regenerate offline in seconds;
 tests/core/test_quality_tables.py asserts that they equal the committed results_DOMAIN.md.
 
@@ -115,9 +115,10 @@ SUITES = {
 }
 
 
-def seed_suffix(seed: int) -> str:
-    """What a seed adds to cassette and result file names: nothing for seed 0 (every table before session 8)."""
-    return "" if seed == 0 else f".seed{seed}"
+def seed_suffix(seed: int, sep: str = ".") -> str:
+    """What a seed adds to file names: nothing for seed 0 (every table before session 8), else ".seed1" for
+    cassettes (METHOD.seed1.jsonl) and "_seed1" for results and plots (results_code_seed1.md)."""
+    return "" if seed == 0 else f"{sep}seed{seed}"
 
 
 def instance_name(args: dict[str, Any]) -> str:
@@ -396,7 +397,7 @@ def plot(suite: Suite, runs: list[dict], out: Path, seed: int) -> list[str]:
         axes[1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))  # outside: 13 lines
         fig.suptitle(f"{suite.domain} {name}: best so far, equal budgets, seed {seed}")
         fig.tight_layout()
-        path = out / f"{suite.domain}_{name}{seed_suffix(seed).replace('.', '_')}.png"
+        path = out / f"{suite.domain}_{name}{seed_suffix(seed, '_')}.png"
         fig.savefig(path, dpi=110)
         plt.close(fig)
         paths.append(str(path))
@@ -476,7 +477,7 @@ def main(argv: list[str] | None = None) -> int:
         if opts.methods:  # in the order given (a long recording runs what matters most first)
             by_name = {m.name: m for m in methods}
             methods = [by_name[n] for n in opts.methods.split(",") if n in by_name]
-        results_name = f"results_{name}{seed_suffix(opts.seed).replace('.', '_')}"  # results_code_seed1
+        results_name = f"results_{name}{seed_suffix(opts.seed, '_')}"
         results_path = out / f"{results_name}.json"
         previous = json.loads(results_path.read_text()) if results_path.exists() else {}
         committed = HERE / f"{results_name}.json"

@@ -4,7 +4,8 @@
 
 A cell is the best score of each seed, seed 0 first ("0.667 / 1", "–" where that seed has no run); code adds the
 problems solved on the hidden tests per seed, the other domains the mean best score per seed, each over the
-instances that seed ran. Only methods recorded under some seed other than 0 are shown. tests/core/test_quality_tables.py checks that seeds.md is what this writes.
+instances that seed ran. Only methods recorded under some seed other than 0 are shown.
+tests/core/test_quality_tables.py checks that seeds.md is what this writes.
 """
 
 from __future__ import annotations

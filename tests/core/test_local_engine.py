@@ -264,7 +264,9 @@ def test_two_iteration_optimization_with_the_tiny_local_model(tmp_path, monkeypa
     assert result.usage["unusable_replies"] == unusable
     assert best["usage"]["unusable_replies"] == unusable
     # real tokens from the runtime, every call recorded
-    assert result.usage["llm_calls"] >= 4 and result.usage["completion_tokens"] > 0
+    # iteration 1: feedback and a step; iteration 2: at least one call (an edit reusing that feedback, or, after an
+    # edit that did not beat the start, the default chain's restart)
+    assert result.usage["llm_calls"] >= 3 and result.usage["completion_tokens"] > 0
     assert result.usage["llm_calls"] == len(cassette.read_text().splitlines()) == engine.usage.calls
     for step in steps[1:]:
         assert step["status"] in ("updated", "repaired", "failed", "unchanged", "duplicate")

@@ -4,7 +4,8 @@
 
 A cell is the best score of each seed, seed 0 first ("0.667 / 1", "–" where that seed has no run); code adds the
 problems solved on the hidden tests per seed, the other domains the mean best score per seed, each over the
-instances that seed ran. Only methods recorded under some seed other than 0 are shown.
+instances that seed ran. Only methods recorded under some seed other than 0 are shown. Last, the paired table:
+`tgd-chain` and `tgd-one-call` (restarts, the default) against their edits-only ablations, run by run.
 tests/core/test_quality_tables.py checks that seeds.md is what this writes.
 """
 
@@ -58,6 +59,34 @@ def domain_table(domain: str, by_seed: dict[int, list[dict]]) -> str:
     return "\n".join(lines)
 
 
+# a setting against its ablation on the same instance, seed and budget: the evidence for the chain's default
+PAIRS = [("tgd-chain", "tgd-chain-never"), ("tgd-one-call", "tgd-one-call-never")]
+
+
+def outcome(run: dict, other: dict, code: bool) -> int:
+    """+1 if `run` is better than `other`, -1 if worse, 0 if the same (code: solved on the hidden tests first)."""
+    def key(r: dict) -> tuple:
+        return (r["final"].get("hidden_pass_rate") == 1, r["best_score"]) if code else (r["best_score"],)
+    return (key(run) > key(other)) - (key(run) < key(other))
+
+
+def paired_table() -> str:
+    lines = ["## Paired runs: each setting against its edits-only ablation", "",
+             "| setting vs ablation | domain | seed | better | worse | same |", "|---|---|---|---|---|---|"]
+    total = [0, 0, 0]
+    for a, b in PAIRS:
+        for domain in SUITES:
+            for seed, runs in seed_results(domain).items():
+                by = {(r["instance"], r["method"]): r for r in runs}
+                results = [outcome(by[i, a], by[i, b], domain == "code") for (i, m) in by if m == a and (i, b) in by]
+                if results:
+                    counts = [results.count(1), results.count(-1), results.count(0)]
+                    total = [t + c for t, c in zip(total, counts, strict=True)]
+                    lines.append(f"| {a} vs {b} | {domain} | {seed} | " + " | ".join(map(str, counts)) + " |")
+    lines.append("| all | | | " + " | ".join(f"**{t}**" for t in total) + " |")
+    return "\n".join(lines)
+
+
 def render() -> str:
     out = ["# Quality across seeds", "",
            "Best score per method, instance and seed (seed 0 first), from the committed results files; the same "
@@ -66,6 +95,7 @@ def render() -> str:
         by_seed = seed_results(domain)
         if len(by_seed) > 1:
             out += [domain_table(domain, by_seed), ""]
+    out += [paired_table(), ""]
     return "\n".join(out)
 
 

@@ -61,6 +61,7 @@ class Step:
     step_s: float = 0.0
     merge_with: int | None = None  # population search: the second parent of a merge child
     rejected: bool = False  # accept-only-improvements: worse than its parent, so the chain went on from the best
+    restart: bool = False  # a new value written from scratch instead of an edit of its parent (the chain's restart)
     elapsed_s: float = 0.0  # the run's wall time when this step was written, every session of it together
 
     def __post_init__(self) -> None:
@@ -92,6 +93,8 @@ class Step:
             d["merge_with"] = self.merge_with
         if self.rejected:
             d["rejected"] = True
+        if self.restart:
+            d["restart"] = True
         return d
 
     @classmethod
@@ -102,7 +105,7 @@ class Step:
                    parent=d.get("parent"), duplicate_of=d.get("duplicate_of"), feedback=d.get("feedback", ""),
                    problem=d.get("problem", ""), usage=d.get("usage", {}), eval_s=d.get("eval_s", 0.0),
                    step_s=d.get("step_s", 0.0), merge_with=d.get("merge_with"), rejected=d.get("rejected", False),
-                   elapsed_s=d.get("elapsed_s", 0.0))
+                   restart=d.get("restart", False), elapsed_s=d.get("elapsed_s", 0.0))
 
 
 class RunRecord:

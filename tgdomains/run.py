@@ -381,7 +381,7 @@ class Run:
                         parent=p.parent, duplicate_of=None if original is None else original.id, feedback=p.feedback,
                         problem=p.problem, usage=p.meter.usage.snapshot() if p.meter is not None else {},
                         eval_s=round(eval_s, 4), step_s=round(time.monotonic() - t0, 4), merge_with=p.merge_with,
-                        rejected=p.gate is not None and not evaluation.better_than(p.gate),
+                        rejected=p.gate is not None and not evaluation.better_than(p.gate), restart=p.restart,
                         elapsed_s=round(self.elapsed(), 3))
             self.record.append_step(step)
             self.steps.append(step)

@@ -332,6 +332,26 @@ def test_by_default_a_worse_edit_is_followed_by_a_restart_from_the_evaluation_th
     assert result.usage["llm_calls"] == 6 and "fb of #1" in edit_prompt and "<VARIABLE>\n2 + 2\n" in edit_prompt
 
 
+def test_a_restart_is_marked_in_its_step_and_read_back_from_steps_jsonl(tmp_path):
+    import json
+
+    from tgdomains.records import Step
+    from tgdomains.strategies.tgd import is_restart
+
+    engine = ScriptedEngine(["fb of #0", tagged("2 + 2"), "fb of #1", tagged("1"), tagged("20 + 4")])
+    result = optimize(ArithmeticDomain(), Target("t", 24), engine=engine, run_dir=tmp_path / "r", iterations=3,
+                      **quiet())
+    assert [s.restart for s in result.steps] == [False, False, False, True]
+    lines = [json.loads(line) for line in (tmp_path / "r" / "steps.jsonl").read_text().splitlines()]
+    assert ["restart" in d for d in lines] == [False, False, False, True]  # only where true: old records read alike
+    assert [Step.from_dict(d).restart for d in lines] == [False, False, False, True]
+    # a step recorded before the mark existed says so only in its feedback: resuming such a run still counts it
+    old = dict(lines[3])
+    del old["restart"]
+    assert not Step.from_dict(old).restart and is_restart(Step.from_dict(old))
+    assert not is_restart(Step.from_dict(lines[2]))
+
+
 def test_the_report_tells_restarts_from_edits(tmp_path):
     pytest.importorskip("matplotlib")
     from tgdomains.report import write_report

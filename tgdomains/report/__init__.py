@@ -41,13 +41,12 @@ def markdown_summary(run: dict, steps: list[Step], best: dict | None, figures: l
                   f"evaluator {u.get('eval_s')} s, unusable replies {u.get('unusable_replies')}"]
     lines += ["", *[f"![{f.stem}]({f.relative_to(out) if f.is_relative_to(out) else f})" for f in figures], "",
               "| iteration | parent | status | score | passed | evaluation |", "|---|---|---|---|---|---|"]
-    from tgdomains.strategies.tgd import is_restart
 
     for s in steps:
         first = (s.evaluation.text.strip().splitlines() or [""])[0][:100].replace("|", "\\|")
         score = "invalid" if s.score is None else f"{s.score:.4g}"
         parent = "" if s.parent is None else s.parent
-        status = f"{s.status} (restart)" if is_restart(s) else s.status  # a new value from scratch, not an edit
+        status = f"{s.status} (restart)" if s.restart else s.status  # a new value from scratch, not an edit
         lines.append(f"| {s.iteration} | {parent} | {status} | {score} | {s.evaluation.passed} | {first} |")
     if best:
         lines += ["", f"## Best (iteration {best['iteration']})", "", "```", best["value"], "```", "",

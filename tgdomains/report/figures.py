@@ -40,7 +40,6 @@ def _pyplot():
 def plot_trajectory(steps: list[Step], path: Path, title: str = "") -> Path:
     """Every candidate's score by iteration, the best so far, passed candidates starred, invalid ones in red, and
     the chain's restarts (values written from scratch, not edits) as orange triangles."""
-    from tgdomains.strategies.tgd import is_restart
 
     plt = _pyplot()
     its = [s.iteration for s in steps]
@@ -54,7 +53,7 @@ def plot_trajectory(steps: list[Step], path: Path, title: str = "") -> Path:
         best_line.append(best)
     if valid:
         ax.plot(*zip(*valid, strict=True), "o", color="tab:blue", label="candidate")
-    restarts = [(s.iteration, s.score) for s in steps if s.evaluated and s.score is not None and is_restart(s)]
+    restarts = [(s.iteration, s.score) for s in steps if s.evaluated and s.score is not None and s.restart]
     if restarts:
         ax.plot(*zip(*restarts, strict=True), "^", color="tab:orange", markersize=9, markeredgecolor="k",
                 label="restart (from scratch)", zorder=3)

@@ -26,6 +26,7 @@ class Proposal:
     merge_with: int | None = None
     gate: Evaluation | None = None  # mark the step rejected unless it beats this (accept-only-improvements)
     budget_refused: bool = False  # set when the strategy saw a spent budget before asking
+    restart: bool = False  # written from scratch, not an edit of `parent` (recorded in its step)
 
     @property
     def refused(self) -> bool:

@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 
 _PROBLEM_CHARS = 300  # of an unusable proposal's problem quoted in the next request
 _EVAL_LINE = 160  # characters of a sibling's evaluation shown in momentum: what it scored, not the whole report
-# A restart step's feedback: what produced it, and how it is told apart from an edit (`is_restart`).
+# A restart step's feedback: what produced it, for the reader of steps.jsonl (`Step.restart` marks the step).
 RESTART_FEEDBACK = "(restart from the {source}: a new value instead of another edit of step #{parent})"
 _RESTART_PREFIX = RESTART_FEEDBACK.split("{", 1)[0]
 RESTART_SOURCES = ("evaluation", "task")
@@ -116,13 +116,17 @@ def restart_proposal(run: Run, best: Step, *, source: str, meter: Meter, seed: i
             evaluation=out_of_view(best.evaluation.text, best.value),
             constraints=prompts.constraints_section(s.constraints))
         reply_format = reply_format_for(run.domain, run.instance)
-    return ask_for_value(run, messages, best, meter=meter, seed=seed, temperature=temperature,
-                         feedback=RESTART_FEEDBACK.format(source=source, parent=best.id), avoid=seen_values(run),
-                         reply_format=reply_format)
+    proposal = ask_for_value(run, messages, best, meter=meter, seed=seed, temperature=temperature,
+                             feedback=RESTART_FEEDBACK.format(source=source, parent=best.id),
+                             avoid=seen_values(run), reply_format=reply_format)
+    proposal.restart = True
+    return proposal
 
 
 def is_restart(step: Step) -> bool:
-    return step.feedback.startswith(_RESTART_PREFIX)
+    # steps recorded before `Step.restart` existed (session 7-8 run directories) say so only in their feedback;
+    # a resumed one must still count its restarts and never reuse a restart's note as an edit's feedback
+    return step.restart or step.feedback.startswith(_RESTART_PREFIX)
 
 
 def _cut(text: str, limit: int) -> str:

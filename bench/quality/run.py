@@ -75,6 +75,9 @@ LLM_METHODS = [
     # one critique of the best, three children from it (the first greedy, the others sampled at 0.8): TGD's
     # feedback with the samplers' spread, the critique's cost shared by three proposals
     Method("tgd-fanout", "population", {"population": 1, "proposals": 3, "workers": 1}),
+    # the chain whose step prompt shows the evaluation beside the feedback (session 9, on code-hard: the 1.5B critic
+    # wrote "the code is correct" beside a failing test, and the step then saw no failure)
+    Method("tgd-chain-step-eval", "chain", {"show_evaluation": True}),
 ]
 
 

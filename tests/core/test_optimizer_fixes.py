@@ -332,6 +332,25 @@ def test_by_default_a_worse_edit_is_followed_by_a_restart_from_the_evaluation_th
     assert result.usage["llm_calls"] == 6 and "fb of #1" in edit_prompt and "<VARIABLE>\n2 + 2\n" in edit_prompt
 
 
+def test_show_evaluation_puts_the_evaluation_in_the_step_prompt_beside_the_feedback(tmp_path):
+    def step_prompt(**settings):
+        engine = ScriptedEngine(["the value is correct", tagged("20 + 4")])
+        optimize(ArithmeticDomain(), Target("t", 24), engine=engine, run_dir=tmp_path / str(len(settings)),
+                 iterations=1, **settings, **quiet())
+        return last_user(engine.requests[1])
+
+    default, shown = step_prompt(), step_prompt(show_evaluation=True)
+    evaluation = "A real tool evaluated it:\n<EVALUATION>\n"
+    assert evaluation not in default and "the value is correct" in default  # TextGrad's step: the feedback alone
+    assert evaluation in shown and "the value is correct" in shown
+    start_text = shown.split(evaluation, 1)[1].split("</EVALUATION>", 1)[0]
+    assert "24" in start_text  # the target the start's evaluation names, which the critic's reply did not
+    assert default == shown.replace(evaluation + start_text + "</EVALUATION>\n\n", "")  # nothing else differs
+    with pytest.raises(ValueError, match="show_evaluation"):
+        optimize(ArithmeticDomain(), Target("t", 24), engine=ScriptedEngine([]), run_dir=tmp_path / "x",
+                 iterations=1, one_call=True, show_evaluation=True, **quiet())
+
+
 def test_a_restart_is_marked_in_its_step_and_read_back_from_steps_jsonl(tmp_path):
     import json
 

@@ -65,12 +65,13 @@ def feedback_for(run: Run, parent: Step, meter: Meter, seed: int) -> str | None:
 
 def tgd_child(run: Run, parent: Step, *, feedback: str, meter: Meter, seed: int, momentum: int,
               memory: list[Attempt], one_call: bool, examples: list[str] | None = None, note: str = "",
-              temperature: float | None = None) -> Proposal:
+              temperature: float | None = None, show_evaluation: bool = False) -> Proposal:
     """One TGD step from `parent` (with `feedback`, or from its evaluation in one-call mode). `note` opens what the
     optimizer reads (e.g. that the last change made things worse). A proposal repeating a value the run already
     evaluated is re-asked (TGD's `avoid`), so no evaluation is spent on it. After unusable proposals from `parent`
     the request names the last one's problem and is sampled above temperature 0, so it is not the request that
-    failed again. `temperature`: the step's sampling temperature (default: the run's)."""
+    failed again. `temperature`: the step's sampling temperature (default: the run's). `show_evaluation`: the step
+    prompt shows the parent's evaluation beside the feedback."""
     cfg = run.config
     temperature = cfg.temperature if temperature is None else temperature
     unusable = _unusable_children(run, parent)
@@ -81,13 +82,14 @@ def tgd_child(run: Run, parent: Step, *, feedback: str, meter: Meter, seed: int,
     opt = TGD([x], meter, constraints=run.setup.constraints, examples=examples or run.setup.examples,
               momentum=momentum, context=run.setup.context, validate=run.parse, one_call=one_call,
               temperature=temperature, max_tokens=cfg.max_tokens, seed=seed, avoid=seen_values(run),
-              reply_format=reply_format_for(run.domain, run.instance))
+              reply_format=reply_format_for(run.domain, run.instance), show_evaluation=show_evaluation)
     for attempt in memory:
         opt.remember(x, attempt)
     if not one_call:
         x.gradients = [note + feedback]
     ev = parent.evaluation
-    opt.step(score=finite_or_none(ev.score), evaluation_text=note + ev.text)
+    # one-call reads the note with the evaluation; an edit has it in its feedback already
+    opt.step(score=finite_or_none(ev.score), evaluation_text=note + ev.text if one_call else ev.text)
     report = opt.report(x)
     status = StepStatus(report.status)
     if status in (StepStatus.UPDATED, StepStatus.REPAIRED) and x.value == parent.value:
@@ -159,6 +161,7 @@ class Chain(Strategy):
     restart_temperature: float = 0.8  # as zero-shot samples: at 0 every restart would be the same reply
     restarts_in_a_row: int = 1  # restarts that did not beat the best before the best is edited again
     restart_first: bool = False  # True: the first proposal is a restart; edits begin once a restart beats the start
+    show_evaluation: bool = False  # the step prompt shows the evaluation beside the feedback (an experiment, issue 14)
 
     def check(self) -> Chain:
         if self.after_worse not in ("best", "latest"):
@@ -169,6 +172,9 @@ class Chain(Strategy):
             raise ValueError("restart_first needs restart='task' or 'evaluation' (the first step is a restart)")
         if self.restarts_in_a_row < 1:
             raise ValueError(f"restarts_in_a_row must be >= 1, got {self.restarts_in_a_row}")
+        if self.show_evaluation and self.one_call:
+            raise ValueError("show_evaluation is for edits from feedback: the one-call step reads the evaluation "
+                             "already")
         return self
 
     def propose(self, run: Run, iteration: int, room: int | None) -> list[Proposal]:
@@ -189,7 +195,7 @@ class Chain(Strategy):
                 return [Proposal(current.value, current.id, meter=meter, budget_refused=True)]
         memory = self._memory(run, current) if self.momentum > 0 else []
         child = tgd_child(run, current, feedback=feedback, meter=meter, seed=seed, momentum=self.momentum,
-                          memory=memory, one_call=self.one_call, note=note)
+                          memory=memory, one_call=self.one_call, note=note, show_evaluation=self.show_evaluation)
         if self.accept_only_improvements:
             child.gate = current.evaluation
         return [child]

@@ -85,11 +85,10 @@ def tgd_child(run: Run, parent: Step, *, feedback: str, meter: Meter, seed: int,
               reply_format=reply_format_for(run.domain, run.instance), show_evaluation=show_evaluation)
     for attempt in memory:
         opt.remember(x, attempt)
-    if not one_call:
-        x.gradients = [note + feedback]
+    if not one_call:  # the note opens the feedback, or the evaluation where the step shows that (said once)
+        x.gradients = [feedback if show_evaluation else note + feedback]
     ev = parent.evaluation
-    # one-call reads the note with the evaluation; an edit has it in its feedback already
-    opt.step(score=finite_or_none(ev.score), evaluation_text=note + ev.text if one_call else ev.text)
+    opt.step(score=finite_or_none(ev.score), evaluation_text=note + ev.text)
     report = opt.report(x)
     status = StepStatus(report.status)
     if status in (StepStatus.UPDATED, StepStatus.REPAIRED) and x.value == parent.value:

@@ -39,7 +39,7 @@ def domain_table(domain: str, by_seed: dict[int, list[dict]]) -> str:
     methods = sorted({r["method"] for r in by_seed[seeds[0]]}, key=lambda m: _rank(suite, {"method": m}))
     # a method recorded under another seed than 0, on any instance; "–" where a seed has no run of it
     methods = [m for m in methods if any(k[0] != seeds[0] and k[2] == m for k in best)]
-    code = domain == "code"
+    code = suite.domain == "code"
     summary = "solved (hidden), of the instances run" if code else "mean best, over the instances run"
     lines = [f"## {domain} (seeds {' / '.join(map(str, seeds))})", "",
              "| method | " + " | ".join(instances) + f" | {summary} |", "|" + "---|" * (len(instances) + 2)]
@@ -78,7 +78,7 @@ def paired_table() -> str:
         for domain in SUITES:
             for seed, runs in seed_results(domain).items():
                 by = {(r["instance"], r["method"]): r for r in runs}
-                results = [outcome(by[i, a], by[i, b], domain == "code") for (i, m) in by if m == a and (i, b) in by]
+                results = [outcome(by[i, a], by[i, b], SUITES[domain].domain == "code") for (i, m) in by if m == a and (i, b) in by]
                 if results:
                     counts = [results.count(1), results.count(-1), results.count(0)]
                     total = [t + c for t, c in zip(total, counts, strict=True)]

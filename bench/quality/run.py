@@ -132,6 +132,17 @@ def seed_suffix(seed: int, sep: str = ".") -> str:
     return "" if seed == 0 else f"{sep}seed{seed}"
 
 
+def results_stem(suite: str, seed: int) -> str:
+    """The name of a suite's results files under a seed: results_code, results_code_seed1, results_code-hard."""
+    return f"results_{suite}{seed_suffix(seed, '_')}"
+
+
+def parse_results_stem(stem: str) -> tuple[str, int]:
+    """`results_stem`'s inverse: "results_code_seed1" -> ("code", 1)."""
+    suite, _, seed = stem.removeprefix("results_").partition("_seed")
+    return suite, int(seed or 0)
+
+
 def instance_name(args: dict[str, Any]) -> str:
     """The instance's name in tables and cassette paths: its arguments' values, without settings or file paths."""
     return "-".join(str(v).replace("/", "-") for k, v in args.items() if k not in ("exhaustiveness", "problems"))
@@ -488,7 +499,7 @@ def main(argv: list[str] | None = None) -> int:
         if opts.methods:  # in the order given (a long recording runs what matters most first)
             by_name = {m.name: m for m in methods}
             methods = [by_name[n] for n in opts.methods.split(",") if n in by_name]
-        results_name = f"results_{name}{seed_suffix(opts.seed, '_')}"
+        results_name = results_stem(name, opts.seed)
         results_path = out / f"{results_name}.json"
         previous = json.loads(results_path.read_text()) if results_path.exists() else {}
         committed = HERE / f"{results_name}.json"

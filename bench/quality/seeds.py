@@ -12,23 +12,22 @@ tests/core/test_quality_tables.py checks that seeds.md is what this writes.
 from __future__ import annotations
 
 import json
-import re
 import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))  # run.py beside this file: its number format and the suites' order
 
-from run import SUITES, _rank, fmt  # noqa: E402
+from run import SUITES, _rank, fmt, parse_results_stem  # noqa: E402
 
 
-def seed_results(domain: str) -> dict[int, list[dict]]:
-    """Every committed results file of the domain, by seed."""
+def seed_results(suite: str) -> dict[int, list[dict]]:
+    """Every committed results file of the suite, by seed."""
     found = {}
-    for path in sorted(HERE.glob(f"results_{domain}*.json")):
-        match = re.fullmatch(rf"results_{domain}(?:_seed(\d+))?\.json", path.name)
-        if match:
-            found[int(match.group(1) or 0)] = json.loads(path.read_text(encoding="utf-8"))["runs"]
+    for path in sorted(HERE.glob("results_*.json")):
+        name, seed = parse_results_stem(path.stem)
+        if name == suite:
+            found[seed] = json.loads(path.read_text(encoding="utf-8"))["runs"]
     return dict(sorted(found.items()))
 
 

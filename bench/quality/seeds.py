@@ -31,8 +31,8 @@ def seed_results(suite: str) -> dict[int, list[dict]]:
     return dict(sorted(found.items()))
 
 
-def domain_table(domain: str, by_seed: dict[int, list[dict]]) -> str:
-    suite, seeds = SUITES[domain], list(by_seed)
+def suite_table(name: str, by_seed: dict[int, list[dict]]) -> str:
+    suite, seeds = SUITES[name], list(by_seed)
     best = {(s, r["instance"], r["method"]): r for s, runs in by_seed.items() for r in runs}
     instances = list(dict.fromkeys(r["instance"] for r in by_seed[seeds[0]]))
     methods = sorted({r["method"] for r in by_seed[seeds[0]]}, key=lambda m: _rank(suite, {"method": m}))
@@ -40,7 +40,7 @@ def domain_table(domain: str, by_seed: dict[int, list[dict]]) -> str:
     methods = [m for m in methods if any(k[0] != seeds[0] and k[2] == m for k in best)]
     code = suite.domain == "code"
     summary = "solved (hidden), of the instances run" if code else "mean best, over the instances run"
-    lines = [f"## {domain} (seeds {' / '.join(map(str, seeds))})", "",
+    lines = [f"## {name} (seeds {' / '.join(map(str, seeds))})", "",
              "| method | " + " | ".join(instances) + f" | {summary} |", "|" + "---|" * (len(instances) + 2)]
     for m in methods:
         cells = [" / ".join(fmt(best[s, i, m]["best_score"]) if (s, i, m) in best else "–" for s in seeds)
@@ -74,14 +74,15 @@ def paired_table() -> str:
              "| setting vs ablation | domain | seed | better | worse | same |", "|---|---|---|---|---|---|"]
     total = [0, 0, 0]
     for a, b in PAIRS:
-        for domain in SUITES:
-            for seed, runs in seed_results(domain).items():
+        for name, suite in SUITES.items():
+            for seed, runs in seed_results(name).items():
                 by = {(r["instance"], r["method"]): r for r in runs}
-                results = [outcome(by[i, a], by[i, b], SUITES[domain].domain == "code") for (i, m) in by if m == a and (i, b) in by]
+                code = suite.domain == "code"
+                results = [outcome(by[i, a], by[i, b], code) for (i, m) in by if m == a and (i, b) in by]
                 if results:
                     counts = [results.count(1), results.count(-1), results.count(0)]
                     total = [t + c for t, c in zip(total, counts, strict=True)]
-                    lines.append(f"| {a} vs {b} | {domain} | {seed} | " + " | ".join(map(str, counts)) + " |")
+                    lines.append(f"| {a} vs {b} | {name} | {seed} | " + " | ".join(map(str, counts)) + " |")
     lines.append("| all | | | " + " | ".join(f"**{t}**" for t in total) + " |")
     return "\n".join(lines)
 
@@ -90,10 +91,10 @@ def render() -> str:
     out = ["# Quality across seeds", "",
            "Best score per method, instance and seed (seed 0 first), from the committed results files; the same "
            "budgets and engine as the per-seed tables (results_DOMAIN.md, results_DOMAIN_seedN.md).", ""]
-    for domain in SUITES:
-        by_seed = seed_results(domain)
+    for name in SUITES:
+        by_seed = seed_results(name)
         if len(by_seed) > 1:
-            out += [domain_table(domain, by_seed), ""]
+            out += [suite_table(name, by_seed), ""]
     out += [paired_table(), ""]
     return "\n".join(out)
 

@@ -30,12 +30,17 @@ _CRITIC = ("You give feedback that improves one variable of a system. Be specifi
 # What a real tool said about the variable, in the critic's, the one-call step's and (`show_evaluation`) the step's
 _EVALUATED = "A real tool evaluated it:\n<EVALUATION>\n{evaluation}\n</EVALUATION>\n"
 
+# {firm}: "" (version 1's text, the default) or FIRM_CRITIC_NOTE for an evaluation that did not pass (`firm_critic`):
+# the 1.5B critic called a failing program correct in 35 of 51 code critiques (bench/quality/critic.py)
 BACKWARD_EVALUATION = Prompt(
-    "backward_evaluation", "1",
+    "backward_evaluation", "2",
     _CRITIC,
     "{context}The variable ({role}):\n<VARIABLE>\n{value}\n</VARIABLE>\n\n" + _EVALUATED + "\n"
-    "Give concise feedback on how to change the variable so the evaluation improves.",
+    "Give concise feedback on how to change the variable so the evaluation improves.{firm}",
 )
+
+FIRM_CRITIC_NOTE = (" The evaluation says the variable does not pass yet, so it is not correct: do not say that it "
+                    "is; name what is wrong and the change that fixes it.")
 
 BACKWARD_LLM_CALL = Prompt(
     "backward_llm_call", "1",

@@ -78,6 +78,9 @@ LLM_METHODS = [
     # the chain whose step prompt shows the evaluation beside the feedback (session 9, on code-hard: the 1.5B critic
     # wrote "the code is correct" beside a failing test, and the step then saw no failure)
     Method("tgd-chain-step-eval", "chain", {"show_evaluation": True}),
+    # the chain whose critic, for a failing value, is told not to call it correct (session 9, code-hard: 35 of 51
+    # code critiques called a failing program correct, bench/quality/critic.py)
+    Method("tgd-chain-firm-critic", "chain", {"firm_critic": True}),
 ]
 
 

@@ -351,6 +351,36 @@ def test_show_evaluation_puts_the_evaluation_in_the_step_prompt_beside_the_feedb
                  iterations=1, one_call=True, show_evaluation=True, **quiet())
 
 
+def test_a_firm_critic_is_told_that_a_failing_value_is_not_correct(tmp_path):
+    from tgdomains import prompts
+
+    def critic_prompt(**settings):
+        engine = ScriptedEngine(["fb", tagged("20 + 4")])
+        optimize(ArithmeticDomain(), Target("t", 24), engine=engine, run_dir=tmp_path / str(len(settings)),
+                 iterations=1, **settings, **quiet())
+        return last_user(engine.requests[0])
+
+    default, firm = critic_prompt(), critic_prompt(firm_critic=True)
+    assert prompts.FIRM_CRITIC_NOTE not in default and default.endswith("so the evaluation improves.")
+    assert firm == default + prompts.FIRM_CRITIC_NOTE  # the failing start: told, and nothing else changes
+    with pytest.raises(ValueError, match="firm_critic"):
+        optimize(ArithmeticDomain(), Target("t", 24), engine=ScriptedEngine([]), run_dir=tmp_path / "x",
+                 iterations=1, one_call=True, firm_critic=True, **quiet())
+
+
+def test_a_firm_critic_says_nothing_more_about_a_value_that_passed():
+    from tgdomains import prompts
+    from tgdomains.evaluation import Evaluation
+    from tgdomains.loss import evaluation_loss
+    from tgdomains.variable import Variable
+
+    engine = ScriptedEngine(["fb", "fb"])
+    for passed in (True, False):
+        x = Variable("20 + 4", "an arithmetic expression", requires_grad=True)
+        evaluation_loss(x, Evaluation(score=0.0, passed=passed, text="ok"), firm=True).backward(engine)
+    assert [prompts.FIRM_CRITIC_NOTE in last_user(r) for r in engine.requests] == [False, True]
+
+
 def test_a_restart_is_marked_in_its_step_and_read_back_from_steps_jsonl(tmp_path):
     import json
 

@@ -43,7 +43,7 @@ _RESTART_PREFIX = RESTART_FEEDBACK.split("{", 1)[0]
 RESTART_SOURCES = ("evaluation", "task")
 
 
-def feedback_for(run: Run, parent: Step, meter: Meter, seed: int) -> str | None:
+def feedback_for(run: Run, parent: Step, meter: Meter, seed: int, firm: bool = False) -> str | None:
     """The parent's feedback from its own evaluation; None when a spent budget refused the call. A parent stepped
     from before (a chain back at its best after a worse step, a population parent drawn again, a retry after an
     unusable proposal) reuses the feedback it was given: the same evaluation gets the same critique, so a second
@@ -55,7 +55,7 @@ def feedback_for(run: Run, parent: Step, meter: Meter, seed: int) -> str | None:
     x = Variable(parent.value, run.setup.role, requires_grad=True)
     ev = parent.evaluation
     try:
-        evaluation_loss(x, ev, run.setup.context).backward(meter, seed=seed)
+        evaluation_loss(x, ev, run.setup.context, firm=firm).backward(meter, seed=seed)
     except BudgetExceeded:
         return None
     except Exception as exc:  # the endpoint died during backward: step with no feedback rather than crash
@@ -161,6 +161,7 @@ class Chain(Strategy):
     restarts_in_a_row: int = 1  # restarts that did not beat the best before the best is edited again
     restart_first: bool = False  # True: the first proposal is a restart; edits begin once a restart beats the start
     show_evaluation: bool = False  # the step prompt shows the evaluation beside the feedback (an experiment, issue 14)
+    firm_critic: bool = False  # the critic of a failing value is told not to call it correct (an experiment, issue 14)
 
     def check(self) -> Chain:
         if self.after_worse not in ("best", "latest"):
@@ -171,6 +172,8 @@ class Chain(Strategy):
             raise ValueError("restart_first needs restart='task' or 'evaluation' (the first step is a restart)")
         if self.restarts_in_a_row < 1:
             raise ValueError(f"restarts_in_a_row must be >= 1, got {self.restarts_in_a_row}")
+        if self.firm_critic and self.one_call:
+            raise ValueError("firm_critic is for the feedback call: one-call has none")
         if self.show_evaluation and self.one_call:
             raise ValueError("show_evaluation is for edits from feedback: the one-call step reads the evaluation "
                              "already")
@@ -189,7 +192,7 @@ class Chain(Strategy):
         current, note = self._current(run)
         feedback = ""
         if not self.one_call:
-            feedback = feedback_for(run, current, meter, seed)
+            feedback = feedback_for(run, current, meter, seed, firm=self.firm_critic)
             if feedback is None:
                 return [Proposal(current.value, current.id, meter=meter, budget_refused=True)]
         memory = self._memory(run, current) if self.momentum > 0 else []

@@ -20,7 +20,7 @@ RUN_FLAGS = {"iterations": "iterations", "seed": "seed", "temperature": "tempera
              "token_budget": "token_budget", "cost_budget": "cost_budget", "time_budget": "time_budget_s",
              "evaluation_budget": "evaluation_budget", "llm_call_budget": "llm_call_budget"}
 STRATEGY_FLAGS = ("momentum", "one_call", "accept_only_improvements", "restart", "restarts_in_a_row", "restart_first",
-                  "show_evaluation", "population", "proposals", "merge", "samples")
+                  "show_evaluation", "firm_critic", "population", "proposals", "merge", "samples")
 CORE_KEYS = {"command", "domain", "strategy", "run_dir", "resume", "engine", "model", "base_url", "model_path",
              "no_cache", "cache_path", "record", "replay", "quiet", "json", "workers", "ray_address", "out", "price",
              "baseline", *RUN_FLAGS, *STRATEGY_FLAGS}
@@ -132,6 +132,8 @@ def _add_run_arguments(p: argparse.ArgumentParser, batch: bool) -> None:
     s.add_argument("--show-evaluation", action="store_true", default=None,
                    help="chain: the step prompt shows the evaluation beside the feedback (TextGrad's step reads the "
                         "feedback alone)")
+    s.add_argument("--firm-critic", action="store_true", default=None,
+                   help="chain: the critic of a value that did not pass is told not to call it correct")
     s.add_argument("--population", type=integer(1), help="population: parents kept per iteration (implies "
                    "--strategy population)")
     s.add_argument("--proposals", type=integer(1), help="population: children per parent per iteration")

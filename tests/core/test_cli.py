@@ -120,9 +120,9 @@ def test_the_restart_flags_reach_the_chain():
     argv = ["optimize", "radiotherapy", "--restart", "task", "--restarts-in-a-row", "100", "--restart-first"]
     kwargs = _run_kwargs(_parser(argv).parse_args(argv), get_domain("radiotherapy"))
     assert kwargs == {"strategy": "chain", "restart": "task", "restarts_in_a_row": 100, "restart_first": True}
-    argv = ["optimize", "radiotherapy", "--show-evaluation"]
-    assert _run_kwargs(_parser(argv).parse_args(argv), get_domain("radiotherapy")) == {"strategy": "chain",
-                                                                                      "show_evaluation": True}
+    argv = ["optimize", "radiotherapy", "--show-evaluation", "--firm-critic"]
+    assert _run_kwargs(_parser(argv).parse_args(argv), get_domain("radiotherapy")) == {
+        "strategy": "chain", "show_evaluation": True, "firm_critic": True}
     argv = ["optimize", "radiotherapy", "--restart", "never"]  # the default chain restarts; this turns it off
     assert _run_kwargs(_parser(argv).parse_args(argv), get_domain("radiotherapy")) == {"strategy": "chain",
                                                                                       "restart": "never"}

@@ -332,14 +332,17 @@ def test_by_default_a_worse_edit_is_followed_by_a_restart_from_the_evaluation_th
     assert result.usage["llm_calls"] == 6 and "fb of #1" in edit_prompt and "<VARIABLE>\n2 + 2\n" in edit_prompt
 
 
-def test_show_evaluation_puts_the_evaluation_in_the_step_prompt_beside_the_feedback(tmp_path):
-    def step_prompt(**settings):
-        engine = ScriptedEngine(["the value is correct", tagged("20 + 4")])
-        optimize(ArithmeticDomain(), Target("t", 24), engine=engine, run_dir=tmp_path / str(len(settings)),
-                 iterations=1, **settings, **quiet())
-        return last_user(engine.requests[1])
+def _first_iteration_prompts(run_dir, **settings) -> list[str]:
+    """The user messages of one chain iteration from the failing start: the critic's, then the step's."""
+    engine = ScriptedEngine(["the value is correct", tagged("20 + 4")])
+    optimize(ArithmeticDomain(), Target("t", 24), engine=engine, run_dir=run_dir, iterations=1, **settings,
+             **quiet())
+    return [last_user(r) for r in engine.requests]
 
-    default, shown = step_prompt(), step_prompt(show_evaluation=True)
+
+def test_show_evaluation_puts_the_evaluation_in_the_step_prompt_beside_the_feedback(tmp_path):
+    default = _first_iteration_prompts(tmp_path / "default")[1]
+    shown = _first_iteration_prompts(tmp_path / "shown", show_evaluation=True)[1]
     evaluation = "A real tool evaluated it:\n<EVALUATION>\n"
     assert evaluation not in default and "the value is correct" in default  # TextGrad's step: the feedback alone
     assert evaluation in shown and "the value is correct" in shown
@@ -354,13 +357,8 @@ def test_show_evaluation_puts_the_evaluation_in_the_step_prompt_beside_the_feedb
 def test_a_firm_critic_is_told_that_a_failing_value_is_not_correct(tmp_path):
     from tgdomains import prompts
 
-    def critic_prompt(**settings):
-        engine = ScriptedEngine(["fb", tagged("20 + 4")])
-        optimize(ArithmeticDomain(), Target("t", 24), engine=engine, run_dir=tmp_path / str(len(settings)),
-                 iterations=1, **settings, **quiet())
-        return last_user(engine.requests[0])
-
-    default, firm = critic_prompt(), critic_prompt(firm_critic=True)
+    default = _first_iteration_prompts(tmp_path / "default")[0]
+    firm = _first_iteration_prompts(tmp_path / "firm", firm_critic=True)[0]
     assert prompts.FIRM_CRITIC_NOTE not in default and default.endswith("so the evaluation improves.")
     assert firm == default + prompts.FIRM_CRITIC_NOTE  # the failing start: told, and nothing else changes
     with pytest.raises(ValueError, match="firm_critic"):

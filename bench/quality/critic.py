@@ -34,7 +34,7 @@ def main() -> None:
             for line in path.read_text(encoding="utf-8").splitlines():
                 entry = json.loads(line)
                 messages = entry["request"]["messages"]
-                if not messages[0]["content"].startswith("You give feedback"):
+                if messages[0]["content"] != prompts.BACKWARD_EVALUATION.system:
                     continue
                 user = messages[-1]["content"]
                 evaluation = user.split("<EVALUATION>", 1)[-1].split("</EVALUATION>", 1)[0]

@@ -39,6 +39,11 @@ class StepStatus(str, Enum):
         return self.value
 
 
+# steps recorded before `Step.restart` was stored (session 7-8 run directories) said so only in their feedback,
+# which began with this (frozen: the text those files hold, whatever the chain writes now)
+_LEGACY_RESTART_FEEDBACK = "(restart from the "
+
+
 @dataclass(frozen=True)
 class Step:
     """One line of steps.jsonl: a candidate, where it came from, what it scored and what it cost.
@@ -105,7 +110,8 @@ class Step:
                    parent=d.get("parent"), duplicate_of=d.get("duplicate_of"), feedback=d.get("feedback", ""),
                    problem=d.get("problem", ""), usage=d.get("usage", {}), eval_s=d.get("eval_s", 0.0),
                    step_s=d.get("step_s", 0.0), merge_with=d.get("merge_with"), rejected=d.get("rejected", False),
-                   restart=d.get("restart", False), elapsed_s=d.get("elapsed_s", 0.0))
+                   restart=d.get("restart", d.get("feedback", "").startswith(_LEGACY_RESTART_FEEDBACK)),
+                   elapsed_s=d.get("elapsed_s", 0.0))
 
 
 class RunRecord:

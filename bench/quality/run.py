@@ -26,6 +26,7 @@ import json
 import math
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -88,6 +89,13 @@ HUMANEVAL_PLUS = HERE.parents[2] / "shared" / "data" / "HumanEvalPlus.jsonl.gz" 
 
 
 @dataclass(frozen=True)
+class Rule:
+    name: str  # in column headers: "best Ro5 score"
+    description: str  # under the overview's caption
+    test: Callable[[dict[str, float]], bool]  # a candidate's metrics -> whether it meets the rule
+
+
+@dataclass(frozen=True)
 class Suite:
     name: str  # `--domain NAME`; file names: results_NAME.md, cassettes/NAME/, NAME_INSTANCE.png
     domain: str
@@ -96,7 +104,16 @@ class Suite:
     llm_calls: int
     evaluations: int
     columns: list[str]  # best-candidate metrics shown in the table
+    # a second best score, over the candidates that meet a rule the score itself does not enforce (molecules: the
+    # rule of five), so a table shows when a method's best is a reward hack
+    admissible: Rule | None = None
 
+
+# Lipinski's rule as he stated it (poor oral absorption is likely when more than one criterion fails). The bench's
+# objective, Vina + (1 − QED), does not enforce it: Reflexion's best on DRD2-acetamide, a chain of 20 amines, docks
+# at −14.1 kcal/mol with QED 0.07.
+RULE_OF_FIVE = Rule("Ro5", "Lipinski's rule of five: at most one of MW > 500, logP > 5, H-bond donors > 5, "
+                    "acceptors > 10", lambda metrics: metrics.get("lipinski_violations", math.inf) <= 1)
 
 SUITES = {
     # prostate: the 3-D phantom (5 mm voxels, 7 beams; a plan evaluation takes ~1.3 s on a quiet machine)
@@ -107,7 +124,8 @@ SUITES = {
     "molecules": Suite("molecules", "molecules", [{"target": t, "start": s, "exhaustiveness": 1} for t in ("DRD2", "ESR2")
                                      for s in ("acetamide", "pentane", "benzene")],
                        [Method("graph-ga", "graph-ga", uses_llm=False)], llm_calls=8, evaluations=8,
-                       columns=["vina", "qed", "objective"]),
+                       columns=["vina", "qed", "objective", "lipinski_violations"],
+                       admissible=RULE_OF_FIVE),
     # the 12 shipped LeetCode-Hard problems, and two HumanEval+ problems the model's zero-shot program fails
     # (screened: HumanEval/145 passes 2 of 3 visible tests and 4% of the hidden ones, HumanEval/163 none)
     "code": Suite("code", "code", [*({"task_id": t} for t in ("longest-valid-parentheses", "burst-balloons",
@@ -232,13 +250,18 @@ class RecordedFinal:
         return None
 
 
+def cassette_dir(suite: Suite, args: dict[str, Any]) -> Path:
+    """Where an instance's recordings lie: cassettes/SUITE/INSTANCE/METHOD[.seedN].{jsonl,evals.jsonl,final.json}."""
+    return HERE / "cassettes" / suite.name / instance_name(args)
+
+
 def run_one(suite: Suite, args: dict[str, Any], method: Method, engine_factory, opts: argparse.Namespace,
             work: Path) -> dict[str, Any]:
     from tgdomains.run import optimize
 
     domain = get_domain(suite.domain)
     instance = domain.load(dict(args))
-    where = HERE / "cassettes" / suite.name / instance_name(args)
+    where = cassette_dir(suite, args)
     stem = method.name + seed_suffix(opts.seed)
     cassette = where / f"{stem}.jsonl"
     replaying = opts.replay and not opts.reevaluate
@@ -257,7 +280,8 @@ def run_one(suite: Suite, args: dict[str, Any], method: Method, engine_factory, 
     if getattr(engine, "misses", 0):  # the run loop took each miss for a dead endpoint and went on
         raise SystemExit(f"{cassette}: {engine.misses} request(s) were never recorded: prompts, grammars or "
                          f"strategies changed since the recording; re-record this run (without --replay)")
-    summary = summarize(result.steps, result.final, result.usage, suite.columns)
+    summary = summarize(result.steps, result.final, result.usage, suite.columns,
+                        suite.admissible.test if suite.admissible else None)
     if method.uses_llm:  # tokens of every exchange as recorded: the same whether a reply came from the cache or not
         usage = [json.loads(line)["usage"] for line in cassette.read_text(encoding="utf-8").splitlines()]
         summary["prompt_tokens"] = sum(u[0] for u in usage)
@@ -271,8 +295,10 @@ def run_one(suite: Suite, args: dict[str, Any], method: Method, engine_factory, 
     return summary
 
 
-def summarize(steps: list[Step], final: dict[str, Any], usage: dict[str, float], columns: list[str]) -> dict:
-    """One run's row: the best candidate and its metrics, what was spent, how repeats went, and the curves."""
+def summarize(steps: list[Step], final: dict[str, Any], usage: dict[str, float], columns: list[str],
+              admissible: Callable[[dict[str, float]], bool] | None = None) -> dict:
+    """One run's row: the best candidate and its metrics, what was spent, how repeats went, and the curves; with
+    `admissible`, also the best score among the candidates that meet it (None: none did)."""
     best = max((s for s in steps if s.evaluated), key=Step.rank)
     calls = evals = 0
     curve_calls, curve_evals, best_so_far, last = [], [], -math.inf, None
@@ -292,7 +318,7 @@ def summarize(steps: list[Step], final: dict[str, Any], usage: dict[str, float],
     proposals = [s for s in steps[1:] if s.evaluated or s.status is StepStatus.FAILED]
     valid_proposals = [s for s in proposals if s.evaluated and s.evaluation.valid]
     start = steps[0].evaluation.score
-    return {
+    row = {
         "start_score": round(start, 6) if math.isfinite(start) else None,
         "best_score": round(best.evaluation.score, 6) if math.isfinite(best.evaluation.score) else None,
         "best_passed": best.evaluation.passed, "best_step": best.id,
@@ -311,6 +337,10 @@ def summarize(steps: list[Step], final: dict[str, Any], usage: dict[str, float],
         "top10_auc": top_k_auc([s.evaluation.score for s in evaluated], 10),
         "curve_llm_calls": curve_calls, "curve_evaluations": curve_evals,
     }
+    if admissible is not None:
+        scores = [s.evaluation.score for s in valid if math.isfinite(s.evaluation.score) and admissible(s.evaluation.metrics)]
+        row["best_admissible_score"] = round(max(scores), 6) if scores else None
+    return row
 
 
 def top_k_auc(scores: list[float], k: int) -> float | None:
@@ -340,11 +370,13 @@ def fmt(x: Any) -> str:
 
 def table(suite: Suite, rows: list[dict]) -> str:
     extra = ["hidden_pass_rate"] if suite.domain == "code" else []
-    head = (["method", "best score", "passed", *suite.columns, *extra, "last score", "evals", "valid proposals",
-             "LLM calls", "prompt tok", "repeat steps", "re-asked", "unusable", "top-10 AUC"])
+    rule = [f"best {suite.admissible.name} score"] if suite.admissible else []
+    head = (["method", "best score", *rule, "passed", *suite.columns, *extra, "last score", "evals",
+             "valid proposals", "LLM calls", "prompt tok", "repeat steps", "re-asked", "unusable", "top-10 AUC"])
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
-        cells = [r["method"], fmt(r["best_score"]), fmt(r["best_passed"]), *(fmt(r["metrics"].get(c))
+        cells = [r["method"], fmt(r["best_score"]), *(fmt(r.get("best_admissible_score")) for _ in rule),
+                 fmt(r["best_passed"]), *(fmt(r["metrics"].get(c))
                  for c in suite.columns), *(fmt(r["final"].get(c)) for c in extra), fmt(r["last_score"]),
                  fmt(r["evaluations"]), f"{r['valid_proposals']}/{r['proposals']}", fmt(r["llm_calls"]), fmt(r["prompt_tokens"]), fmt(r["repeat_steps"]),
                  fmt(r["re_asked"]), fmt(r["unusable"]), fmt(r["top10_auc"])]
@@ -354,7 +386,8 @@ def table(suite: Suite, rows: list[dict]) -> str:
 
 def overview(suite: Suite, runs: list[dict]) -> str:
     """Best score of every method (rows) on every instance (columns), the start's score first; the best of each
-    column in bold; for code, the hidden-test pass rate after a slash and the problems solved (every hidden test)."""
+    column in bold; for code, the hidden-test pass rate after a slash and the problems solved (every hidden test);
+    with an admissibility rule, the best score among the candidates that meet it after a slash."""
     instances = list(dict.fromkeys(r["instance"] for r in runs))
     methods = list(dict.fromkeys(r["method"] for r in runs))
     by = {(r["instance"], r["method"]): r for r in runs}
@@ -379,6 +412,8 @@ def overview(suite: Suite, runs: list[dict]) -> str:
                 cell += f" / {fmt(hidden)}"
                 ran += 1
                 solved += int(hidden == 1)
+            elif suite.admissible:
+                cell += f" / {fmt(r.get('best_admissible_score'))}"
             cells.append(f"**{cell}**" if r["best_score"] is not None and r["best_score"] == top[i] else cell)
         if code:
             cells.append(f"{solved}/{ran}")
@@ -392,6 +427,8 @@ def markdown(suite: Suite, runs: list[dict], header: dict[str, Any]) -> str:
            f"seed {header['seed']}; engine: {header['engine']}.", "",
            "Best score per method and instance (higher is better; bold: the best of the column"
            + ("; after the slash: the best program's hidden-test pass rate" if suite.domain == "code" else "")
+           + (f"; after the slash: the best score among candidates that meet {suite.admissible.name}, "
+              f"{suite.admissible.description}" if suite.admissible else "")
            + "):", "", overview(suite, runs), ""]
     for name in dict.fromkeys(r["instance"] for r in runs):
         out += [f"## {name}", "", table(suite, [r for r in runs if r["instance"] == name]), ""]
@@ -517,8 +554,7 @@ def main(argv: list[str] | None = None) -> int:
             if wanted and instance_name(args) not in wanted:
                 continue
             for method in methods:
-                recorded = (HERE / "cassettes" / name / instance_name(args)
-                            / f"{method.name}{seed_suffix(opts.seed)}.evals.jsonl")
+                recorded = cassette_dir(suite, args) / f"{method.name}{seed_suffix(opts.seed)}.evals.jsonl"
                 if opts.replay and not recorded.exists():
                     continue  # never recorded (a declared subset): nothing to replay
                 key = (instance_name(args), method.name)

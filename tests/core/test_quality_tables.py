@@ -44,6 +44,25 @@ def test_top_k_auc_counts_only_valid_scores():
     assert bench.top_k_auc([float("-inf")], 10) is None
 
 
+def test_the_rule_of_five_best_skips_a_reward_hack():
+    """The Ro5 best is the best score among molecules with at most one Lipinski violation: the 20-amine chain
+    (3 violations) that tops the score is left out, and a run with no admissible molecule shows none."""
+    from tgdomains.evaluation import Evaluation
+    from tgdomains.records import Step, StepStatus
+
+    bench = _bench()
+
+    def step(i: int, score: float, violations: float) -> Step:
+        evaluation = Evaluation(score=score, metrics={"lipinski_violations": violations}, text="")
+        return Step(id=i, iteration=i, value=f"m{i}", evaluation=evaluation, status=StepStatus.INITIAL if i == 0 else StepStatus.UPDATED)
+
+    rule = bench.SUITES["molecules"].admissible.test
+    row = bench.summarize([step(0, 2.7, 0), step(1, 13.2, 3), step(2, 4.0, 1)], {}, {}, [], rule)
+    assert (row["best_score"], row["best_admissible_score"]) == (13.2, 4.0)
+    assert bench.summarize([step(0, 13.2, 2)], {}, {}, [], rule)["best_admissible_score"] is None
+    assert "best_admissible_score" not in bench.summarize([step(0, 1.0, 0)], {}, {}, [])
+
+
 def test_the_seeds_table_is_what_the_committed_results_give():
     spec = importlib.util.spec_from_file_location("quality_seeds", BENCH / "seeds.py")
     module = importlib.util.module_from_spec(spec)

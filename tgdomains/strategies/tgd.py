@@ -39,7 +39,6 @@ _PROBLEM_CHARS = 300  # of an unusable proposal's problem quoted in the next req
 _EVAL_LINE = 160  # characters of a sibling's evaluation shown in momentum: what it scored, not the whole report
 # A restart step's feedback: what produced it, for the reader of steps.jsonl (`Step.restart` marks the step).
 RESTART_FEEDBACK = "(restart from the {source}: a new value instead of another edit of step #{parent})"
-_RESTART_PREFIX = RESTART_FEEDBACK.split("{", 1)[0]
 RESTART_SOURCES = ("evaluation", "task")
 
 
@@ -125,9 +124,9 @@ def restart_proposal(run: Run, best: Step, *, source: str, meter: Meter, seed: i
 
 
 def is_restart(step: Step) -> bool:
-    # steps recorded before `Step.restart` existed (session 7-8 run directories) say so only in their feedback;
-    # a resumed one must still count its restarts and never reuse a restart's note as an edit's feedback
-    return step.restart or step.feedback.startswith(_RESTART_PREFIX)
+    # a resumed run counts its restarts and never reuses a restart's note as an edit's feedback; `Step.from_dict`
+    # also marks the restarts of run directories recorded before the mark was stored
+    return step.restart
 
 
 def _cut(text: str, limit: int) -> str:

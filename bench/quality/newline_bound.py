@@ -6,14 +6,15 @@
 Every distinct request of the committed code cassettes (code and code-hard) whose reply ran to the token limit on
 empty lines is sent to the local model again, with the same messages, temperature and seed, the default value
 grammar replaced by `value_format(max_blank_lines=2, no_tag_line_starts=True)` (domains/code/value_format.py).
-results_newline_bound.jsonl keeps each new reply; the summary says how the replies ended (a program that compiles,
-an empty block, a block that does not compile, or cut off again) and the tokens decoded before and after.
+results_newline_bound.jsonl keeps each new reply; the summary reads them with the code domain's own parser and says
+how they ended (a usable program: its problem's entry point with its parameters; an empty block; a block without the
+entry point; a block that does not parse; cut off again) and the tokens decoded before and after.
 """
 
 from __future__ import annotations
 
 import argparse
-import ast
+import functools
 import json
 import os
 import sys
@@ -24,8 +25,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1]))  # the checkout: tgdomains and domains
 
-from domains.code.evaluator import extract_code  # noqa: E402
 from domains.code.value_format import value_format  # noqa: E402
+from tgdomains.domain import ParseError, get_domain  # noqa: E402
 from tgdomains.engines.base import ReplyFormat, Request  # noqa: E402
 
 RESULTS = HERE / "results_newline_bound.jsonl"
@@ -63,17 +64,28 @@ def bounded_request(recorded: dict) -> Request:
                          recorded["seed"], recorded["stop"], reply_format)
 
 
-def outcome(text: str, finish_reason: str | None) -> str:
-    if finish_reason == "length":
+@functools.cache
+def problem_of(cassette: str):
+    """The code problem a cassette (cassettes/SUITE/INSTANCE/METHOD.jsonl) was recorded on."""
+    sys.path.insert(0, str(HERE))
+    from run import SUITES, instance_name
+
+    suite, instance = Path(cassette).parts[1:3]
+    args = next(a for a in SUITES[suite].instances if instance_name(a) == instance)
+    return get_domain("code").load(dict(args))
+
+
+def outcome(row: dict) -> str:
+    if row["finish_reason"] == "length":
         return "cut off again"
-    code = extract_code(text)
-    if not code.strip():
-        return "closed: empty block"
     try:
-        ast.parse(code)
-    except SyntaxError:
-        return "closed: does not compile"
-    return "closed: compiles"
+        get_domain("code").parse(row["text"], problem_of(row["cassette"]))
+    except ParseError as error:
+        message = str(error)
+        if "holds no code" in message:
+            return "an empty block"
+        return "a block without the entry point" if "entry point" in message else "a block that does not parse"
+    return "a usable program"
 
 
 def ask_again() -> None:
@@ -91,16 +103,15 @@ def ask_again() -> None:
         reply = engine.generate(request.chat(), **request.options())
         row = {"key": entry["key"], "cassette": where, "temperature": request.temperature,
                "before_tokens": entry["usage"][1], "after_tokens": reply.usage.completion_tokens,
-               "finish_reason": reply.finish_reason, "outcome": outcome(reply.text, reply.finish_reason),
-               "text": reply.text, "wall_s": round(time.monotonic() - t0, 1)}
-        print(f"{row['outcome']}, {row['after_tokens']} tokens, {row['wall_s']} s", flush=True)
+               "finish_reason": reply.finish_reason, "text": reply.text, "wall_s": round(time.monotonic() - t0, 1)}
+        print(f"{outcome(row)}, {row['after_tokens']} tokens, {row['wall_s']} s", flush=True)
         with RESULTS.open("a", encoding="utf-8") as f:
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
 def summary() -> str:
     rows = [json.loads(line) for line in RESULTS.read_text(encoding="utf-8").splitlines()]
-    kinds = Counter(r["outcome"] for r in rows)
+    kinds = Counter(outcome(r) for r in rows)
     before, after = sum(r["before_tokens"] for r in rows), sum(r["after_tokens"] for r in rows)
     return (f"{len(rows)} distinct requests that looped on empty lines; under the bounded grammar: "
             + ", ".join(f"{k} {v}" for k, v in sorted(kinds.items()))

@@ -4,8 +4,9 @@
 
 A cell is the best score of each seed, seed 0 first ("0.667 / 1", "–" where that seed has no run); code adds the
 problems solved on the hidden tests per seed, the other domains the mean best score per seed, each over the
-instances that seed ran. Only methods recorded under some seed other than 0 are shown. Last, the paired table:
-`tgd-chain` and `tgd-one-call` (restarts, the default) against their edits-only ablations, run by run.
+instances that seed ran. Only methods recorded under some seed other than 0 are shown. Last, the paired tables:
+`tgd-chain` and `tgd-one-call` (restarts, the default) against their edits-only ablations, and the settings tried
+and left off (the firm critic, the evaluation in the step prompt) against the default chain, run by run.
 tests/core/test_quality_tables.py checks that seeds.md is what this writes.
 """
 
@@ -60,6 +61,8 @@ def suite_table(name: str, by_seed: dict[int, list[dict]]) -> str:
 
 # a setting against its ablation on the same instance, seed and budget: the evidence for the chain's default
 PAIRS = [("tgd-chain", "tgd-chain-never"), ("tgd-one-call", "tgd-one-call-never")]
+# settings measured against the default chain, left off while they do not win (bench/quality/README.md)
+CANDIDATES = [("tgd-chain-firm-critic", "tgd-chain"), ("tgd-chain-step-eval", "tgd-chain")]
 
 
 def outcome(run: dict, other: dict, code: bool) -> int:
@@ -69,11 +72,11 @@ def outcome(run: dict, other: dict, code: bool) -> int:
     return (key(run) > key(other)) - (key(run) < key(other))
 
 
-def paired_table() -> str:
-    lines = ["## Paired runs: each setting against its edits-only ablation", "",
-             "| setting vs ablation | domain | seed | better | worse | same |", "|---|---|---|---|---|---|"]
+def paired_table(pairs: list[tuple[str, str]], title: str, against: str) -> str:
+    lines = [f"## {title}", "",
+             f"| setting vs {against} | domain | seed | better | worse | same |", "|---|---|---|---|---|---|"]
     total = [0, 0, 0]
-    for a, b in PAIRS:
+    for a, b in pairs:
         for name, suite in SUITES.items():
             for seed, runs in seed_results(name).items():
                 by = {(r["instance"], r["method"]): r for r in runs}
@@ -95,7 +98,8 @@ def render() -> str:
         by_seed = seed_results(name)
         if len(by_seed) > 1:
             out += [suite_table(name, by_seed), ""]
-    out += [paired_table(), ""]
+    out += [paired_table(PAIRS, "Paired runs: each setting against its edits-only ablation", "ablation"), "",
+            paired_table(CANDIDATES, "Paired runs: settings tried against the default chain", "default"), ""]
     return "\n".join(out)
 
 

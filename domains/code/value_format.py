@@ -3,9 +3,10 @@ hold the closing tag). Syntax and signature are still checked by the code domain
 
 `value_format(max_blank_lines=2, no_tag_line_starts=True)` is the bounded variant that
 bench/quality/newline_bound.py measures: every reply of the committed code cassettes that ran to the token limit on
-empty lines came from a model that wanted to write the closing tag inside the fence (the grammar forbids it) and
-wrote newlines instead. It is not the default yet: the grammar is part of every code request, so switching changes
-every code cassette, and the switch waits for a re-recording of the code tables (bench/quality/README.md).
+empty lines is an open fence followed by nothing but newlines (12 of the 60 had begun the closing tag inside it,
+which the grammar lets a line start but not finish). It is not the default yet: the grammar is part of every code
+request, so switching changes every code cassette, and the switch waits for a re-recording of the code tables
+(bench/quality/README.md).
 """
 
 from __future__ import annotations

@@ -24,6 +24,10 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1]))  # the checkout: tgdomains and domains
+sys.path.insert(0, str(HERE))  # cutoffs.py and run.py beside this file
+
+from cutoffs import kind  # noqa: E402
+from run import SUITES, instance_name  # noqa: E402
 
 from domains.code.value_format import value_format  # noqa: E402
 from tgdomains.domain import ParseError, get_domain  # noqa: E402
@@ -34,8 +38,8 @@ BOUNDED = {"max_blank_lines": 2, "no_tag_line_starts": True}
 
 
 def looped(entry: dict) -> bool:
-    """A reply cut at the token limit whose last 300 characters are all newlines."""
-    return entry.get("finish_reason") == "length" and entry["text"][-300:].strip() == ""
+    """A reply cut at the token limit on a run of empty lines (as cutoffs.py counts them)."""
+    return entry.get("finish_reason") == "length" and kind(entry["text"]) == "empty lines"
 
 
 def loop_requests() -> list[tuple[str, dict]]:
@@ -67,9 +71,6 @@ def bounded_request(recorded: dict) -> Request:
 @functools.cache
 def problem_of(cassette: str):
     """The code problem a cassette (cassettes/SUITE/INSTANCE/METHOD.jsonl) was recorded on."""
-    sys.path.insert(0, str(HERE))
-    from run import SUITES, instance_name
-
     suite, instance = Path(cassette).parts[1:3]
     args = next(a for a in SUITES[suite].instances if instance_name(a) == instance)
     return get_domain("code").load(dict(args))

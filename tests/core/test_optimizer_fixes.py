@@ -383,7 +383,6 @@ def test_a_restart_is_marked_in_its_step_and_read_back_from_steps_jsonl(tmp_path
     import json
 
     from tgdomains.records import Step
-    from tgdomains.strategies.tgd import is_restart
 
     engine = ScriptedEngine(["fb of #0", tagged("2 + 2"), "fb of #1", tagged("1"), tagged("20 + 4")])
     result = optimize(ArithmeticDomain(), Target("t", 24), engine=engine, run_dir=tmp_path / "r", iterations=3,
@@ -396,8 +395,8 @@ def test_a_restart_is_marked_in_its_step_and_read_back_from_steps_jsonl(tmp_path
     # same (resuming such a run counts it; its report draws it)
     old = dict(lines[3])
     del old["restart"]
-    assert Step.from_dict(old).restart and is_restart(Step.from_dict(old))
-    assert not is_restart(Step.from_dict(lines[2]))
+    assert Step.from_dict(old).restart
+    assert not Step.from_dict(lines[2]).restart
 
 
 def test_the_report_tells_restarts_from_edits(tmp_path):

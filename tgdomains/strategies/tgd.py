@@ -19,6 +19,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 from itertools import takewhile
+from operator import attrgetter
 from typing import TYPE_CHECKING, ClassVar
 
 from tgdomains import pareto, prompts
@@ -47,8 +48,10 @@ def feedback_for(run: Run, parent: Step, meter: Meter, seed: int, firm: bool = F
     from before (a chain back at its best after a worse step, a population parent drawn again, a retry after an
     unusable proposal) reuses the feedback it was given: the same evaluation gets the same critique, so a second
     backward call would only spend the budget that a step can use."""
+    # a restart's feedback is its note (RESTART_FEEDBACK), not a critique; `Step.from_dict` also marks the restarts
+    # of run directories recorded before `Step.restart` was stored
     earlier = [s for s in run.steps
-               if s.parent == parent.id and s.feedback and s.merge_with is None and not is_restart(s)]
+               if s.parent == parent.id and s.feedback and s.merge_with is None and not s.restart]
     if earlier:
         return earlier[-1].feedback
     x = Variable(parent.value, run.setup.role, requires_grad=True)
@@ -99,7 +102,7 @@ def tgd_child(run: Run, parent: Step, *, feedback: str, meter: Meter, seed: int,
 
 def _unusable_children(run: Run, parent: Step) -> list[Step]:
     """The edits of `parent` that gave no new value (unusable, or still a repeat after the re-asks), oldest first."""
-    return [s for s in run.steps if s.parent == parent.id and s.value == parent.value and not is_restart(s)]
+    return [s for s in run.steps if s.parent == parent.id and s.value == parent.value and not s.restart]
 
 
 def restart_proposal(run: Run, best: Step, *, source: str, meter: Meter, seed: int, temperature: float) -> Proposal:
@@ -121,12 +124,6 @@ def restart_proposal(run: Run, best: Step, *, source: str, meter: Meter, seed: i
                              avoid=seen_values(run), reply_format=reply_format)
     proposal.restart = True
     return proposal
-
-
-def is_restart(step: Step) -> bool:
-    # a resumed run counts its restarts and never reuses a restart's note as an edit's feedback; `Step.from_dict`
-    # also marks the restarts of run directories recorded before the mark was stored
-    return step.restart
 
 
 def _cut(text: str, limit: int) -> str:
@@ -184,7 +181,7 @@ class Chain(Strategy):
         if self.restart != "never" and self._stalled(run):
             # the k-th "task" restart sends zero-shot's k-th request (same messages, seed and temperature), so it
             # draws the sample zero-shot draws at its iteration k
-            k = 1 + sum(1 for s in run.steps if is_restart(s))
+            k = 1 + sum(1 for s in run.steps if s.restart)
             restart_seed = sample_seed(run, k) if self.restart == "task" else seed
             return [restart_proposal(run, run.best, source=self.restart, meter=meter, seed=restart_seed,
                                      temperature=self.restart_temperature)]
@@ -223,7 +220,7 @@ class Chain(Strategy):
             return self.restart_first
         if self.accept_only_improvements or (latest.evaluated and latest.id == run.best.id):
             return False
-        return sum(1 for _ in takewhile(is_restart, reversed(run.steps))) < self.restarts_in_a_row
+        return sum(1 for _ in takewhile(attrgetter("restart"), reversed(run.steps))) < self.restarts_in_a_row
 
     def _memory(self, run: Run, current: Step) -> list[Attempt]:
         """The chain's last evaluated attempts other than `current`, oldest first, with their evaluation gists."""

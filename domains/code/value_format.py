@@ -3,7 +3,7 @@ hold the closing tag). Syntax and signature are still checked by the code domain
 
 `value_format(max_blank_lines=2, no_tag_line_starts=True)` is the bounded variant that
 bench/quality/newline_bound.py measures: every reply of the committed code cassettes that ran to the token limit on
-empty lines is an open fence followed by nothing but newlines (12 of the 60 had begun the closing tag inside it,
+empty lines is an open fence followed by nothing but newlines (15 of the 70 had begun the closing tag inside it,
 which the grammar lets a line start but not finish). It is not the default yet: the grammar is part of every code
 request, so switching changes every code cassette, and the switch waits for a re-recording of the code tables
 (bench/quality/README.md).

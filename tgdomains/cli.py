@@ -20,7 +20,8 @@ RUN_FLAGS = {"iterations": "iterations", "seed": "seed", "temperature": "tempera
              "token_budget": "token_budget", "cost_budget": "cost_budget", "time_budget": "time_budget_s",
              "evaluation_budget": "evaluation_budget", "llm_call_budget": "llm_call_budget"}
 STRATEGY_FLAGS = ("momentum", "one_call", "accept_only_improvements", "restart", "restarts_in_a_row", "restart_first",
-                  "show_evaluation", "firm_critic", "population", "proposals", "merge", "samples")
+                  "show_evaluation", "firm_critic", "population", "proposals", "merge", "samples",
+                  "constrained")
 CORE_KEYS = {"command", "domain", "strategy", "run_dir", "resume", "engine", "model", "base_url", "model_path",
              "no_cache", "cache_path", "record", "replay", "quiet", "json", "workers", "ray_address", "out", "price",
              "baseline", *RUN_FLAGS, *STRATEGY_FLAGS}
@@ -139,6 +140,8 @@ def _add_run_arguments(p: argparse.ArgumentParser, batch: bool) -> None:
     s.add_argument("--proposals", type=integer(1), help="population: children per parent per iteration")
     s.add_argument("--merge", action="store_true", default=None, help="population: also propose merges of two parents")
     s.add_argument("--samples", type=integer(1), help="zero-shot, best-of-n: samples per iteration")
+    s.add_argument("--constrained", action="store_true", default=None,
+                   help="zero-shot, best-of-n: decode the samples under the domain's reply grammar, as TGD's steps")
     if batch:
         g.add_argument("--out", default=None, help="directory for the batch (one run directory per instance)")
         g.add_argument("--workers", type=integer(1), default=8, help="instances optimized at once (LLM calls overlap)")

@@ -145,9 +145,10 @@ def available_domains() -> dict[str, Callable[[], Domain]]:
     return {ep.name: ep.load for ep in entry_points(group="tgdomains.domains")}
 
 
-def get_domain(name: str) -> Domain:
+def get_domain(name: str, **settings: Any) -> Domain:
+    """The registered domain `name`, constructed with `settings` (its constructor's keyword arguments)."""
     found = available_domains()
     if name not in found:
         known = ", ".join(sorted(found)) or "none (is the project installed with `pip install -e .`?)"
         raise KeyError(f"unknown domain {name!r}; registered domains: {known}")
-    return found[name]()()
+    return found[name]()(**settings)

@@ -45,7 +45,7 @@ def looped(entry: dict) -> bool:
 def loop_requests() -> list[tuple[str, dict]]:
     """(the first cassette holding it, the cassette entry) for each distinct request that looped."""
     found: dict[str, tuple[str, dict]] = {}
-    for path in sorted(HERE.glob("cassettes/code*/*/*.jsonl")):
+    for path in sorted(p for suite in ("code", "code-hard") for p in HERE.glob(f"cassettes/{suite}/*/*.jsonl")):
         if path.name.endswith(".evals.jsonl"):
             continue
         for line in path.read_text(encoding="utf-8").splitlines():

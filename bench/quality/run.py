@@ -27,7 +27,7 @@ import math
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -50,6 +50,9 @@ class Method:
 
 LLM_METHODS = [
     Method("zero-shot", "zero-shot"),
+    # the same samples decoded under the domain's reply grammar, as TGD's steps are (session 11: on code, TGD's
+    # constrained replies lost steps to the grammar's gaps that free-text samples never met)
+    Method("zero-shot-constrained", "zero-shot", {"constrained": True}),
     Method("best-of-4", "best-of-n", {"workers": 1}),  # one thread, as population below
     Method("reflexion", "reflexion"),
     # the product's chain: after an edit that did not beat the best, a new value from the best's evaluation
@@ -107,6 +110,8 @@ class Suite:
     # a second best score, over the candidates that meet a rule the score itself does not enforce (molecules: the
     # rule of five), so a table shows when a method's best is a reward hack
     admissible: Rule | None = None
+    # the domain's constructor settings (code: which value grammar constrains replies; see SUITES)
+    domain_settings: dict[str, Any] = field(default_factory=dict)
 
 
 # Lipinski's rule as he stated it (poor oral absorption is likely when more than one criterion fails). The bench's
@@ -136,15 +141,20 @@ SUITES = {
                                                       "distinct-subsequences", "n-queens-count")),
                            *({"problems": str(HUMANEVAL_PLUS), "task_id": t} for t in ("HumanEval/145",
                                                                                         "HumanEval/163"))],
-                  [], llm_calls=8, evaluations=6, columns=["visible_pass_rate"]),
+                  [], llm_calls=8, evaluations=6, columns=["visible_pass_rate"],
+                  domain_settings={"value_grammar": 1}),  # recorded under the first code grammar
     # the problems no method solved on either seed of "code", at twice its budget: whether edits overtake
     # independent samples once there is room for more than a few of them (issue 14)
     "code-hard": Suite("code-hard", "code", [{"task_id": "longest-valid-parentheses"},
                                              {"task_id": "count-smaller-after-self"},
                                              *({"problems": str(HUMANEVAL_PLUS), "task_id": t}
                                                for t in ("HumanEval/145", "HumanEval/163"))],
-                       [], llm_calls=16, evaluations=12, columns=["visible_pass_rate"]),
+                       [], llm_calls=16, evaluations=12, columns=["visible_pass_rate"],
+                       domain_settings={"value_grammar": 1}),
 }
+# "code" under the code domain's default value grammar (version 2, session 11: no tag-like line, no empty-line
+# run, no backquote; domains/code/value_format.py), so that its rows compare with "code"'s on the same problems
+SUITES["code-g2"] = replace(SUITES["code"], name="code-g2", domain_settings={})
 
 
 def seed_suffix(seed: int, sep: str = ".") -> str:
@@ -259,7 +269,7 @@ def run_one(suite: Suite, args: dict[str, Any], method: Method, engine_factory, 
             work: Path) -> dict[str, Any]:
     from tgdomains.run import optimize
 
-    domain = get_domain(suite.domain)
+    domain = get_domain(suite.domain, **suite.domain_settings)
     instance = domain.load(dict(args))
     where = cassette_dir(suite, args)
     stem = method.name + seed_suffix(opts.seed)

@@ -23,8 +23,12 @@ class CodeDomain(BaseDomain):
     name = "code"
     default_iterations = 5  # the TextGrad paper's code experiment: up to 5 updates
 
-    def __init__(self, limits: Limits | None = None) -> None:
+    def __init__(self, limits: Limits | None = None, value_grammar: int = 2) -> None:
+        from domains.code.value_format import value_format_version
+
+        value_format_version(value_grammar)  # a bad version is an error here, not at the first request
         self.limits = limits or Limits()
+        self.value_grammar = value_grammar  # which code value grammar constrains replies (value_format.py)
         self._sandbox: Sandbox | None = None  # started on the first evaluation, shared by every evaluation
 
     def __getstate__(self) -> dict[str, Any]:  # a copy in another process starts its own sandbox worker
@@ -118,9 +122,9 @@ class CodeDomain(BaseDomain):
 
     def value_format(self, problem: Problem) -> Any:
         """One fenced Python block for constrained decoding, with a token limit that fits a whole program."""
-        from domains.code.value_format import value_format
+        from domains.code.value_format import value_format_version
 
-        return value_format()
+        return value_format_version(self.value_grammar)
 
     def parse(self, raw_text: str, problem: Problem) -> str:
         return evaluator.parse_candidate(raw_text, problem)

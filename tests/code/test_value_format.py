@@ -1,10 +1,11 @@
 """The code value grammar: one fenced Python block, read back whole by the code domain's extractor."""
 
+import pytest
 from gbnf import Grammar, llama_cpp_reads
 from hypothesis import HealthCheck, assume, given, settings
 
 from domains.code.evaluator import extract_code
-from domains.code.value_format import value_format
+from domains.code.value_format import value_format, value_format_version
 from tgdomains.grammar import reply_format
 from tgdomains.optimizer import extract_tagged
 
@@ -65,3 +66,44 @@ def test_every_reply_the_bounded_grammar_admits_gives_the_extractor_its_whole_bl
     assume(MID_LINE_FENCE not in body)
     assert extract_code(value).strip() == body.strip()
     assert "\n\n\n\n" not in body
+
+
+VERSION_2 = reply_format(value_format_version(2))
+
+
+def test_version_2_refuses_tag_lines_empty_line_runs_backquotes_and_an_empty_block():
+    """What the model wrote under version 1 and lost a step to (bench/quality/grammar_gaps.py): a mangled closing tag
+    as a line of the program, at the start or after indentation; a run of empty lines to the token limit; a ``` inside
+    a line (the extractor ends the fence there); an empty block."""
+    v2, v1 = Grammar(VERSION_2.grammar), REPLY
+    wrap = "<IMPROVED_VARIABLE>\n```python\n{}```\n</IMPROVED_VARIABLE>".format
+    program = "def f(a):\n    if a < 2:\n\n\n        return '<b>'  # a < b\n    return 0\n"
+    assert v2.matches(wrap(program)) and v1.matches(wrap(program))
+    for lost in ("def f():\n    pass\n</IMPROVED_VARIABLE/>\n", "def f():\n    pass\n    </IMPROVED_VARIABLE\n",
+                 "def f():\n\t<IMPROVED_VARIABLE>\n", "def f():\n    pass\n\n\n\n", "x = 1  ```\n", "",
+                 "def f():\n    \n    pass\n"):
+        assert v1.matches(wrap(lost)) != (lost == ""), lost  # version 1 admitted every one but the empty block
+        assert not v2.matches(wrap(lost)), lost
+    assert llama_cpp_reads(VERSION_2.grammar)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(Grammar(VERSION_2.grammar).strings(alphabet="a=<:( \n\t`", max_repeat=4))
+def test_version_2_admits_only_what_version_1_did_and_the_extractor_reads_its_whole_block(reply):
+    assert REPLY.matches(reply)
+    value = extract_tagged(reply)
+    body = value.strip("\n").removeprefix("```python\n").removesuffix("```")
+    assert "`" not in body and body.strip()
+    assert extract_code(value).strip() == body.strip()
+
+
+def test_the_code_domain_uses_version_2_unless_told_and_names_a_bad_version():
+    from domains.code.plugin import CodeDomain
+    from tgdomains.domain import get_domain
+
+    problem = get_domain("code").load({"task_id": "burst-balloons"})
+    assert get_domain("code").value_format(problem) == value_format_version(2)
+    assert CodeDomain(value_grammar=1).value_format(problem) == value_format()
+    assert value_format_version(1) == value_format()  # every code table before session 11 was recorded under it
+    with pytest.raises(ValueError, match="value_grammar must be one of 1, 2, got 3"):
+        get_domain("code", value_grammar=3)

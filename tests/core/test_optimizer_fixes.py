@@ -318,6 +318,20 @@ def test_a_stalled_chain_restarts_from_the_task_with_the_requests_zero_shot_send
     assert restarts == sampler.requests and restarts[0]["temperature"] == 0.8
 
 
+def test_zero_shot_samples_free_text_unless_constrained(tmp_path):
+    # the paper's baseline samples free text; `constrained` decodes the samples under the reply grammar TGD's steps
+    # get (session 11: on code, the grammar's gaps cost TGD steps that free-text samples never met)
+    from tgdomains.grammar import reply_format
+
+    free, constrained = ScriptedEngine([tagged("9"), tagged("20 + 4")]), ScriptedEngine([tagged("9"), tagged("20 + 4")])
+    for engine, flag in ((free, {}), (constrained, {"constrained": True})):
+        optimize(ArithmeticDomain(), Target("t", 24), engine=engine, strategy="zero-shot", run_dir=tmp_path / str(flag),
+                 iterations=2, **flag, **quiet())
+    assert [r["reply_format"] for r in free.requests] == [None, None]
+    assert [r["reply_format"]["grammar"] for r in constrained.requests] == [reply_format().grammar] * 2
+    assert [r["messages"] for r in free.requests] == [r["messages"] for r in constrained.requests]
+
+
 def test_by_default_a_worse_edit_is_followed_by_a_restart_from_the_evaluation_then_an_edit_of_the_best(tmp_path):
     engine = ScriptedEngine(["fb of #0", tagged("2 + 2"), "fb of #1", tagged("1"), tagged("3"), tagged("20 + 4")])
     result = optimize(ArithmeticDomain(), Target("t", 24), engine=engine, run_dir=tmp_path / "r", iterations=4,

@@ -114,6 +114,9 @@ class ZeroShot(Strategy):
     samples: int = 1
     sample_temperature: float = 0.8  # independent samples need a temperature above 0 to differ
     workers: int | None = None  # threads for the samples (default: one each; 1 makes a replay independent of timing)
+    # decode under the domain's reply grammar, as TGD's steps are (default off: the paper's baseline samples free
+    # text, and so did every zero-shot row recorded before session 11)
+    constrained: bool = False
 
     def check(self) -> ZeroShot:
         if self.samples < 1:
@@ -129,10 +132,12 @@ class ZeroShot(Strategy):
     def propose(self, run: Run, iteration: int, room: int | None) -> list[Proposal]:
         s = run.setup
         messages = prompts.solve_messages(s.context, s.role, s.constraints)
+        form = reply_format_for(run.domain, run.instance) if self.constrained else None
         n = self.samples if room is None else max(0, min(self.samples, room))
         return run.map(lambda j: ask_for_value(run, messages, run.steps[0], meter=run.meter(),
                                                seed=sample_seed(run, iteration, j),
-                                               temperature=self.sample_temperature), list(range(n)),
+                                               temperature=self.sample_temperature, reply_format=form),
+                       list(range(n)),
                        workers=self.workers)
 
 

@@ -327,7 +327,7 @@ def test_zero_shot_samples_free_text_unless_constrained(tmp_path):
     for engine, flag in ((free, {}), (constrained, {"constrained": True})):
         optimize(ArithmeticDomain(), Target("t", 24), engine=engine, strategy="zero-shot", run_dir=tmp_path / str(flag),
                  iterations=2, **flag, **quiet())
-    assert [r["reply_format"] for r in free.requests] == [None, None]
+    assert [r.get("reply_format") for r in free.requests] == [None, None]
     assert [r["reply_format"]["grammar"] for r in constrained.requests] == [reply_format().grammar] * 2
     assert [r["messages"] for r in free.requests] == [r["messages"] for r in constrained.requests]
 

@@ -1,14 +1,16 @@
 """The code replies that version 1 of the code value grammar let through and the parser could not use: a line of
 the program that is a mangled tag.
 
-    python3 bench/quality/grammar_gaps.py    # reads the committed cassettes of "code" and "code-hard"; no model
+    python3 bench/quality/grammar_gaps.py    # reads the committed cassettes and results; no model
 
 Version 1 (domains/code/value_format.py) forbids a line that starts with a backquote and the exact closing tag, so
 when the 1.5B model wants to close the block before the fence, it writes the tag slightly wrong inside the program
 ("</IMPROVED_VARIABLE/>", "</IMPROVED_VARIABLE", "<IMPROVED_VARIABLE>"): the program no longer compiles and the
 step is lost. This counts, per method, the grammared replies whose block holds a line whose first visible character
 is "<" (version 2 refuses every one of them), how many of those the code domain's extractor cannot compile, the
-distinct requests involved, and the commonest such lines.
+distinct requests involved, the commonest such lines, and how many of the programs that do not compile would if
+read only up to their first tag line. Then, for every method recorded in both the suite "code"
+(version 1) and "code-g2" (the same problems and budgets under version 2, session 11), the two side by side.
 """
 
 from __future__ import annotations
@@ -33,9 +35,16 @@ def tag_lines(reply: str) -> list[str]:
     return [line.strip() for line in body.splitlines() if line.lstrip().startswith("<")]
 
 
-def compiles(reply: str) -> bool:
+def compiles(reply: str, cut: bool = False) -> bool:
+    """Whether the reply's program compiles; with `cut`, the program up to its first tag line (what a parser that
+    read a tag line as the end of the program would keep)."""
+    code = extract_code(reply)
+    if cut:
+        lines = code.splitlines()
+        code = "\n".join(lines[:next((i for i, line in enumerate(lines) if line.lstrip().startswith("<")),
+                                      len(lines))])
     try:
-        ast.parse(extract_code(reply))
+        ast.parse(code)
         return True
     except SyntaxError:
         return False
@@ -60,7 +69,9 @@ def count() -> dict:
                 found = tag_lines(entry["text"])
                 if found:
                     tally["with a tag line"] += 1
-                    tally["of those, not compiling"] += not compiles(entry["text"])
+                    if not compiles(entry["text"]):
+                        tally["of those, not compiling"] += 1
+                        tally["compiling when cut there"] += compiles(entry["text"], cut=True)
                     requests.add(entry["key"])
                     lines.update(line[:40] for line in found)
     return {"methods": methods, "lines": lines, "requests": len(requests)}
@@ -68,17 +79,42 @@ def count() -> dict:
 
 def render(counts: dict) -> str:
     rows = sorted(counts["methods"].items(), key=lambda kv: -kv[1]["grammared replies"])
-    out = ["| method | grammared replies | with a tag line | of those, not compiling |", "|---|---:|---:|---:|"]
+    keys = ["grammared replies", "with a tag line", "of those, not compiling", "compiling when cut there"]
+    out = ["| method | " + " | ".join(keys) + " |", "|---|" + "---:|" * len(keys)]
     for method, tally in rows:
-        out.append(f"| {method} | {tally['grammared replies']} | {tally['with a tag line']} | "
-                   f"{tally['of those, not compiling']} |")
+        out.append(f"| {method} | " + " | ".join(str(tally[k]) for k in keys) + " |")
     total = sum((t for _, t in rows), Counter())
-    out.append(f"| **all** | {total['grammared replies']} | {total['with a tag line']} | "
-               f"{total['of those, not compiling']} |")
+    out.append("| **all** | " + " | ".join(str(total[k]) for k in keys) + " |")
     out.append(f"\n{counts['requests']} distinct requests. Commonest tag lines: "
                + ", ".join(f"`{line}` {n}" for line, n in counts["lines"].most_common(6)))
     return "\n".join(out)
 
 
+def compare(seed: int = 0) -> str:
+    """The methods of results_code.json and results_code-g2.json (or their `seed`'s) side by side."""
+    def rows(suite: str) -> dict[tuple[str, str], dict]:
+        path = HERE / (f"results_{suite}.json" if seed == 0 else f"results_{suite}_seed{seed}.json")
+        runs = json.loads(path.read_text(encoding="utf-8"))["runs"] if path.exists() else []
+        return {(r["method"], r["instance"]): r for r in runs}
+
+    v1, v2 = rows("code"), rows("code-g2")
+    out = [f"seed {seed}:", "", "| method (problems in both) | solved on hidden tests, v1 / v2 | mean best visible pass rate | "
+           "evaluations | unusable replies | completion tokens |", "|---|---|---|---|---|---|"]
+    for method in dict.fromkeys(m for m, _ in v2):
+        both = [i for m, i in v2 if m == method and (method, i) in v1]
+        if not both:
+            continue
+        pair = [[v[method, i] for i in both] for v in (v1, v2)]
+        solved = [sum(r["final"].get("hidden_pass_rate") == 1 for r in rs) for rs in pair]
+        best = [sum(r["best_score"] for r in rs) / len(rs) for rs in pair]
+        total = {k: [sum(r[k] for r in rs) for rs in pair] for k in ("evaluations", "unusable", "completion_tokens")}
+        out.append(f"| {method} ({len(both)}) | {solved[0]} / {solved[1]} | {best[0]:.3f} / {best[1]:.3f} | "
+                   + " | ".join(f"{a} / {b}" for a, b in total.values()) + " |")
+    return "\n".join(out)
+
+
 if __name__ == "__main__":
     print(render(count()))
+    for seed in (0, 1):
+        print()
+        print(compare(seed))

@@ -152,9 +152,9 @@ SUITES = {
                        [], llm_calls=16, evaluations=12, columns=["visible_pass_rate"],
                        domain_settings={"value_grammar": 1}),
 }
-# "code" under the code domain's default value grammar (version 2, session 11: no tag-like line, no empty-line
-# run, no backquote; domains/code/value_format.py), so that its rows compare with "code"'s on the same problems
-SUITES["code-g2"] = replace(SUITES["code"], name="code-g2", domain_settings={})
+# "code" under version 2 of the code value grammar (session 11: no tag-like line, no empty-line run, no backquote;
+# domains/code/value_format.py), so that its rows compare with "code"'s on the same problems and budgets
+SUITES["code-g2"] = replace(SUITES["code"], name="code-g2", domain_settings={"value_grammar": 2})
 
 
 def seed_suffix(seed: int, sep: str = ".") -> str:

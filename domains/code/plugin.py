@@ -23,7 +23,7 @@ class CodeDomain(BaseDomain):
     name = "code"
     default_iterations = 5  # the TextGrad paper's code experiment: up to 5 updates
 
-    def __init__(self, limits: Limits | None = None, value_grammar: int = 2) -> None:
+    def __init__(self, limits: Limits | None = None, value_grammar: int = 1) -> None:
         from domains.code.value_format import value_format_version
 
         value_format_version(value_grammar)  # a bad version is an error here, not at the first request

@@ -97,13 +97,12 @@ def test_version_2_admits_only_what_version_1_did_and_the_extractor_reads_its_wh
     assert extract_code(value).strip() == body.strip()
 
 
-def test_the_code_domain_uses_version_2_unless_told_and_names_a_bad_version():
+def test_the_code_domain_uses_version_1_unless_told_and_names_a_bad_version():
     from domains.code.plugin import CodeDomain
     from tgdomains.domain import get_domain
 
     problem = get_domain("code").load({"task_id": "burst-balloons"})
-    assert get_domain("code").value_format(problem) == value_format_version(2)
-    assert CodeDomain(value_grammar=1).value_format(problem) == value_format()
-    assert value_format_version(1) == value_format()  # every code table before session 11 was recorded under it
+    assert get_domain("code").value_format(problem) == value_format() == value_format_version(1)
+    assert CodeDomain(value_grammar=2).value_format(problem) == value_format_version(2) != value_format()
     with pytest.raises(ValueError, match="value_grammar must be one of 1, 2, got 3"):
         get_domain("code", value_grammar=3)

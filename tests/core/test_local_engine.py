@@ -336,7 +336,9 @@ def test_a_constrained_step_of_the_small_model_always_parses(tmp_path, monkeypat
     report, value, _, parse = _one_constrained_step(engine, seed=1)
     assert report.status == "updated", report.problem
     assert parse(value) == value  # canonical, every structure, in bounds
-    assert engine.usage.calls == 1  # no repair request was needed
+    # no repair request was needed: a call beyond the first is a re-ask of a repeated plan (which replies repeat
+    # depends on the machine's llama.cpp build: none on earlier machines, two on session 11's)
+    assert engine.usage.calls == 1 + len(report.repeats), report.problem
 
 
 @pytest.mark.slow

@@ -351,5 +351,6 @@ def test_one_real_optimizer_step_with_the_default_model_gives_a_valid_plan(tmp_p
     assert report.status == "updated", report.problem
     assert parse(value) == value
     completion_tokens = engine.usage.completion_tokens
-    assert engine.usage.calls == 1 and 0 < completion_tokens <= 512
+    calls = 1 + len(report.repeats)  # a repeated plan is re-asked (which repeat depends on the llama.cpp build)
+    assert engine.usage.calls == calls and 0 < completion_tokens <= 512 * calls, report.problem
 

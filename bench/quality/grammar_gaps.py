@@ -23,16 +23,24 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1]))  # the checkout
+sys.path.insert(0, str(HERE))  # run.py beside this file: the results files' names
+
+from run import results_stem  # noqa: E402
 
 from domains.code.evaluator import extract_code  # noqa: E402
 from tgdomains.parsing import tagged_blocks  # noqa: E402
 
 
+def is_tag_line(line: str) -> bool:
+    """A line whose first visible character is "<" (what version 2 refuses)."""
+    return line.lstrip().startswith("<")
+
+
 def tag_lines(reply: str) -> list[str]:
-    """The lines of the reply's program whose first visible character is "<"."""
+    """The tag lines of the reply's program."""
     blocks = tagged_blocks(reply)
     body = blocks[-1] if blocks else reply.split("```python\n", 1)[-1]
-    return [line.strip() for line in body.splitlines() if line.lstrip().startswith("<")]
+    return [line.strip() for line in body.splitlines() if is_tag_line(line)]
 
 
 def compiles(reply: str, cut: bool = False) -> bool:
@@ -41,8 +49,7 @@ def compiles(reply: str, cut: bool = False) -> bool:
     code = extract_code(reply)
     if cut:
         lines = code.splitlines()
-        code = "\n".join(lines[:next((i for i, line in enumerate(lines) if line.lstrip().startswith("<")),
-                                      len(lines))])
+        code = "\n".join(lines[:next((i for i, line in enumerate(lines) if is_tag_line(line)), len(lines))])
     try:
         ast.parse(code)
         return True
@@ -93,7 +100,7 @@ def render(counts: dict) -> str:
 def compare(seed: int = 0) -> str:
     """The methods of results_code.json and results_code-g2.json (or their `seed`'s) side by side."""
     def rows(suite: str) -> dict[tuple[str, str], dict]:
-        path = HERE / (f"results_{suite}.json" if seed == 0 else f"results_{suite}_seed{seed}.json")
+        path = HERE / f"{results_stem(suite, seed)}.json"
         runs = json.loads(path.read_text(encoding="utf-8"))["runs"] if path.exists() else []
         return {(r["method"], r["instance"]): r for r in runs}
 

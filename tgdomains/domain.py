@@ -41,6 +41,7 @@ class Domain(Protocol):
 
     name: str
     default_iterations: int  # what a run does when it is not told how many iterations
+    default_strategy: str  # the strategy a run uses when it is not told
 
     def add_arguments(self, parser: argparse.ArgumentParser, *, batch: bool = False) -> None:
         """CLI flags that select instances (``--problems``, ``--target``, ``--case`` ...)."""
@@ -90,6 +91,7 @@ class BaseDomain:
 
     name: str = ""
     default_iterations: int = 10
+    default_strategy: str = "chain"  # what a run uses when it is not told (the one that wins this domain's bench)
 
     def add_arguments(self, parser: argparse.ArgumentParser, *, batch: bool = False) -> None:
         """No flags of its own."""

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 from tgdomains import prompts
 from tgdomains.domain import ParseError
 from tgdomains.parsing import extract_tagged, replace_fenced, text_before_tags
+from tgdomains.seeds import retry_seed
 from tgdomains.variable import Variable
 
 if TYPE_CHECKING:
@@ -220,7 +221,7 @@ class TGD:
             # the fresh request differs from every earlier one, so the first retry temperature is enough for it:
             # at 1.0 the 1.5B model broke the reply format (a fence left open before the closing tag)
             temperature = retry_temperature(self.temperature, 1 if last else attempt)
-            seed = None if self.seed is None else self.seed * 31 + attempt
+            seed = None if self.seed is None else retry_seed(self.seed, attempt)
             try:
                 value = self._ask(asked, report, temperature=temperature, seed=seed)
                 unusable = ""

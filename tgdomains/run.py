@@ -32,7 +32,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from tgdomains import __version__, pareto, prompts
+from tgdomains import __version__, pareto, prompts, seeds
 from tgdomains.domain import Domain, ParseError
 from tgdomains.engines.base import BaseEngine, Engine
 from tgdomains.engines.budget import BudgetExceeded, RunEngine
@@ -261,6 +261,14 @@ class Run:
 
     def meter(self) -> Meter:
         return Meter(self.engine)
+
+    def seed(self, iteration: int, slot: int | None = None) -> int:
+        """The seed of an LLM request: `seeds.request_seed` (the one place seeds are derived)."""
+        return seeds.request_seed(self.config.seed, iteration, slot)
+
+    def sampler_seed(self, iteration: int) -> int:
+        """The seed of a strategy's own random draws at `iteration` (parents, a GA's operators, a TPE sampler)."""
+        return seeds.sampler_seed(self.config.seed, iteration)
 
     def parse(self, raw: str) -> str:
         return self.domain.parse(raw, self.instance)

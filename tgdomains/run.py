@@ -19,11 +19,11 @@ same steps as one that was never killed.
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import pickle
 import platform
-import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -37,6 +37,7 @@ from tgdomains.domain import Domain, ParseError
 from tgdomains.engines.base import BaseEngine, Engine
 from tgdomains.engines.budget import BudgetExceeded, RunEngine
 from tgdomains.evaluation import Evaluation, format_score
+from tgdomains.progress import RunProgress, run_progress
 from tgdomains.records import RunRecord, Step, StepStatus
 from tgdomains.runlock import RunLock
 from tgdomains.strategies import make_strategy, setting_names
@@ -127,7 +128,8 @@ class NoEngine(BaseEngine):
 def optimize(domain: Domain, instance: Any, *, engine: Engine | None = None, strategy: str | Strategy = "chain",
              run_dir: str | Path | None = None, resume: bool = False, initial_value: str | None = None,
              constraints: list[str] | None = None, examples: list[str] | None = None,
-             progress: bool | Callable[[str], None] = True, evaluate: Callable[[str], Evaluation] | None = None,
+             progress: bool | Callable[[str], None] | RunProgress = True,
+             evaluate: Callable[[str], Evaluation] | None = None,
              meta: dict[str, Any] | None = None, eval_workers: int | None = None, **settings: Any) -> RunResult:
     """Optimize `instance` of `domain` with `engine` and a strategy (a name from `tgdomains.strategies.names()` or
     a Strategy object). `settings` are RunConfig's fields (iterations, seed, budgets ...) and the strategy's own
@@ -136,6 +138,8 @@ def optimize(domain: Domain, instance: Any, *, engine: Engine | None = None, str
     `engine` may be None for LLM-free strategies (graph-ga, optuna): a call would then fail with a clear error.
     `evaluate` replaces `domain.evaluate(value, instance)` (a batch passes a worker-process pool this way).
     `meta` is stored in run.json as is (the CLI keeps the instance's arguments there).
+    `progress`: True shows a live status line on a terminal (plain periodic lines elsewhere), a callable gets the
+    run's lines, False shows nothing (see tgdomains.progress).
     """
     names = {f.name for f in fields(RunConfig)}
     config = RunConfig(**{k: v for k, v in settings.items() if k in names}).check()
@@ -205,7 +209,8 @@ class Run:
     """
 
     def __init__(self, domain: Domain, instance: Any, *, engine: Engine, strategy: Strategy, config: RunConfig,
-                 run_dir: str | Path, resume: bool = False, progress: bool | Callable[[str], None] = True,
+                 run_dir: str | Path, resume: bool = False,
+                 progress: bool | Callable[[str], None] | RunProgress = True,
                  evaluate: Callable[[str], Evaluation] | None = None, meta: dict[str, Any] | None = None,
                  eval_workers: int | None = None) -> None:
         self.domain, self.instance, self.strategy = domain, instance, strategy
@@ -214,7 +219,10 @@ class Run:
             config.iterations = domain.default_iterations
         self.engine = RunEngine(engine, config.token_budget, config.cost_budget, config.llm_call_budget)
         self.record = RunRecord(run_dir)
-        self.say = printer(progress)
+        self.progress = run_progress(progress)
+        self.say = self.progress.line
+        self.iteration = 0  # the iteration being proposed (what the progress status names)
+        self._proposal_numbers = itertools.count(1)
         # One writer per run directory, from before the steps are read until the run ends (see runlock.py).
         self.lock = RunLock(self.record.dir).acquire()
         try:
@@ -260,7 +268,8 @@ class Run:
         return pareto.with_score(self.domain.objectives(self.instance))
 
     def meter(self) -> Meter:
-        return Meter(self.engine)
+        watch = self.progress.watcher(self.iteration, next(self._proposal_numbers), self.config.iterations)
+        return Meter(self.engine, watch=watch)
 
     def seed(self, iteration: int, slot: int | None = None) -> int:
         """The seed of an LLM request: `seeds.request_seed` (the one place seeds are derived)."""
@@ -294,6 +303,7 @@ class Run:
         finally:
             if self._pool is not None:
                 self._pool.shutdown(wait=True, cancel_futures=True)
+            self.progress.close()
             self.lock.release()
 
     def _start(self, initial_value: str | None, constraints: list[str], examples: list[str]) -> None:
@@ -339,6 +349,7 @@ class Run:
             if self.config.evaluation_budget is not None:
                 room = self.config.evaluation_budget - len(self.candidates)
             t0 = time.monotonic()
+            self.iteration, self._proposal_numbers = iteration, itertools.count(1)
             proposals = self.strategy.propose(self, iteration, room)
             if room is not None:
                 proposals = proposals[:room]  # never ask the evaluator for more than the budget has left
@@ -349,6 +360,7 @@ class Run:
             if not kept:
                 return self.engine.exhausted() or f"the {self.strategy.name} strategy has nothing left to propose"
             self.commit(kept, iteration, t0)
+            self.progress.iteration_done(self)
 
     def stop_reason(self, iteration: int) -> str:
         cfg = self.config
@@ -511,11 +523,3 @@ def progress_line(step: Step, iterations: int | None) -> str:
         if step.status not in (StepStatus.UPDATED, StepStatus.INITIAL) else ""
     return (f"iter {step.iteration}/{iterations} #{step.id}{origin} score={format_score(step.score)} "
             f"passed={ev.passed}{extra} | {first}")
-
-
-def printer(progress: bool | Callable[[str], None]) -> Callable[[str], None]:
-    if callable(progress):
-        return progress
-    if not progress:
-        return lambda line: None
-    return lambda line: print(line, file=sys.stderr, flush=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol, runtime_checkable
 
@@ -30,6 +31,23 @@ class Completion:
     # Why decoding stopped, as the engine said: "stop" (the reply is complete), "length" (cut off at max_tokens),
     # None when the engine does not say (scripted replies, old cassettes).
     finish_reason: str | None = None
+
+
+@dataclass(frozen=True)
+class TokenProgress:
+    """How far one request has got while its reply is being made (what a streaming engine reports).
+
+    prompt_done:  prompt tokens processed so far (a prefix a local engine reused counts as processed);
+    prompt_total: the prompt's length in tokens, when the engine knows it before the reply ends;
+    generated:    reply tokens made so far.
+    """
+
+    prompt_done: int = 0
+    prompt_total: int | None = None
+    generated: int = 0
+
+
+ProgressCallback = Callable[[TokenProgress], None]
 
 
 @dataclass(frozen=True)
@@ -168,6 +186,11 @@ class BaseEngine:
     def _complete(self, request: Request) -> Completion:
         raise NotImplementedError
 
+    def _stream(self, request: Request, on_progress: ProgressCallback) -> Completion:
+        """`_complete`, calling `on_progress` while the reply is made. The reply, its usage and finish reason are
+        those `_complete` gives; an engine that cannot report progress (a cassette, a cache hit) just answers."""
+        return self._complete(request)
+
     # Engines are pickled into worker processes and Ray tasks: per-process resources (locks, thread-local
     # database connections, HTTP clients, loaded models) are dropped and rebuilt lazily on the other side.
     _per_process = ("_lock", "_local", "_client", "_llama")
@@ -193,10 +216,12 @@ class BaseEngine:
 
     def generate(self, messages: list[Message], *, temperature: float = 0.0, max_tokens: int | None = None,
                  seed: int | None = None, stop: list[str] | None = None,
-                 reply_format: ReplyFormat | None = None) -> Completion:
+                 reply_format: ReplyFormat | None = None, on_progress: ProgressCallback | None = None) -> Completion:
+        """One reply. `on_progress` (not part of the request: it changes nothing in the reply, the cache key or a
+        cassette) is called with a `TokenProgress` while an engine that streams makes the reply."""
         request = Request.build(self.model, messages, temperature, max_tokens, seed, stop, reply_format)
         try:
-            completion = self._complete(request)
+            completion = self._complete(request) if on_progress is None else self._stream(request, on_progress)
         except Exception as exc:  # every wrapper (RunEngine, cache, recorder) counts the attempts that failed
             self.usage.failed(getattr(exc, "failures", 0))
             raise
@@ -211,15 +236,24 @@ class BaseEngine:
 
     async def agenerate(self, messages: list[Message], *, temperature: float = 0.0, max_tokens: int | None = None,
                         seed: int | None = None, stop: list[str] | None = None,
-                        reply_format: ReplyFormat | None = None) -> Completion:
+                        reply_format: ReplyFormat | None = None,
+                        on_progress: ProgressCallback | None = None) -> Completion:
         # Engines block on I/O or a local model; a thread keeps the event loop free without a second code path.
         import asyncio  # imported here: it costs ~50 ms and only async callers need it
 
         return await asyncio.to_thread(self.generate, messages, temperature=temperature, max_tokens=max_tokens,
-                                       seed=seed, stop=stop, reply_format=reply_format)
+                                       seed=seed, stop=stop, reply_format=reply_format, on_progress=on_progress)
 
     def describe(self) -> str:
         return f"{type(self).__name__}(model={self.model!r})"
+
+
+def forward(engine: Engine, request: Request, on_progress: ProgressCallback | None = None) -> Completion:
+    """Ask `engine` for `request` (what a wrapper does); progress goes along only to engines of this package, so an
+    engine written to the bare `Engine` protocol is called exactly as before."""
+    if on_progress is not None and isinstance(engine, BaseEngine):
+        return engine.generate(request.chat(), **request.options(), on_progress=on_progress)
+    return engine.generate(request.chat(), **request.options())
 
 
 def estimate_tokens(text: str) -> int:

@@ -3,9 +3,31 @@
 from __future__ import annotations
 
 import threading
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Protocol
 
-from tgdomains.engines.base import BaseEngine, Completion, Engine, Request, Usage
+from tgdomains.engines.base import (
+    BaseEngine,
+    Completion,
+    Engine,
+    ProgressCallback,
+    Request,
+    TokenProgress,
+    Usage,
+    forward,
+)
+
+
+class CallWatch(Protocol):
+    """One request as someone watching the run sees it: progress while it is made, then its end."""
+
+    def update(self, progress: TokenProgress) -> None: ...
+
+    def finish(self, completion: Completion | None) -> None: ...  # None: the call failed or was refused
+
+
+# Given each request before it is sent; returns the watch that hears how that request goes.
+CallWatcher = Callable[[Request], CallWatch]
 
 
 class BudgetExceeded(RuntimeError):
@@ -18,10 +40,12 @@ class RunEngine(BaseEngine):
     The check happens before each call, so a token or cost budget is overshot by at most the one call that crossed
     it. The call budget is never overshot, not even by concurrent calls: a call reserves its place before it is
     sent (best-of-4 sampled 4 at once and made 10 calls of a budget of 8 before).
+
+    `watch`, when given, is told of every request and hears its progress from engines that stream.
     """
 
     def __init__(self, engine: Engine, token_budget: int | None = None, cost_budget: float | None = None,
-                 call_budget: int | None = None) -> None:
+                 call_budget: int | None = None, watch: CallWatcher | None = None) -> None:
         super().__init__()
         self.engine = engine
         self.model = engine.model
@@ -30,6 +54,7 @@ class RunEngine(BaseEngine):
         self.call_budget = call_budget
         self._in_flight = 0  # calls sent and not yet counted in usage
         self._reserve = threading.Lock()
+        self.watch = watch
 
     def restore(self, spent: dict[str, float]) -> None:
         """Count what a resumed run already spent (its steps' usage), so its budgets do not start again."""
@@ -51,7 +76,8 @@ class RunEngine(BaseEngine):
             return f"cost budget spent (${u.cost_usd:.4f} >= ${self.cost_budget})"
         return None
 
-    def generate(self, messages, *, temperature=0.0, max_tokens=None, seed=None, stop=None, reply_format=None):
+    def generate(self, messages, *, temperature=0.0, max_tokens=None, seed=None, stop=None, reply_format=None,
+                 on_progress=None):
         with self._reserve:
             reason = self.exhausted(self._in_flight)
             if reason:
@@ -59,13 +85,25 @@ class RunEngine(BaseEngine):
             self._in_flight += 1
         try:  # the base class counts the call in usage before it returns; only then is the reservation released
             return super().generate(messages, temperature=temperature, max_tokens=max_tokens, seed=seed, stop=stop,
-                                    reply_format=reply_format)
+                                    reply_format=reply_format, on_progress=on_progress)
         finally:
             with self._reserve:
                 self._in_flight -= 1
 
     def _complete(self, request: Request) -> Completion:
-        return self.engine.generate(request.chat(), **request.options())
+        return self._stream(request, None)
+
+    def _stream(self, request: Request, on_progress: ProgressCallback | None) -> Completion:
+        if self.watch is None:
+            return forward(self.engine, request, on_progress)
+        call = self.watch(request)
+        try:
+            completion = forward(self.engine, request, call.update)
+        except BaseException:
+            call.finish(None)
+            raise
+        call.finish(completion)
+        return completion
 
     def cost(self, usage: Usage) -> float:
         return getattr(self.engine, "cost", lambda u: 0.0)(usage)

@@ -22,7 +22,16 @@ from pathlib import Path
 from typing import Any
 
 from tgdomains.caches import cache_root
-from tgdomains.engines.base import BaseEngine, Completion, Engine, Request, Usage, key_of
+from tgdomains.engines.base import (
+    BaseEngine,
+    Completion,
+    Engine,
+    ProgressCallback,
+    Request,
+    Usage,
+    forward,
+    key_of,
+)
 
 _COLUMNS = "key TEXT PRIMARY KEY, request TEXT, text TEXT, prompt_tokens INT, completion_tokens INT"
 _INSERT = ("INTO replies (key, request, text, prompt_tokens, completion_tokens, finish_reason) "
@@ -123,15 +132,19 @@ class CachedEngine(BaseEngine):
         return None
 
     def _complete(self, request: Request) -> Completion:
+        return self._stream(request, None)
+
+    def _stream(self, request: Request, on_progress: ProgressCallback | None) -> Completion:
+        """A stored reply at once; else the wrapped engine's (streamed when it can), stored whole."""
         if not self.enabled:
-            return self._forward(request)
+            return forward(self.engine, request, on_progress)
         key = self.key(request)
         row = self._use(lambda db: db.execute(
             "SELECT text, prompt_tokens, completion_tokens, finish_reason FROM replies WHERE key = ?", (key,)
         ).fetchone())
         if row is not None:
             return Completion(row[0], Usage(row[1], row[2]), cached=True, finish_reason=row[3])
-        completion = self._forward(request)
+        completion = forward(self.engine, request, on_progress)
 
         def store(db: sqlite3.Connection) -> bool:
             with db:
@@ -169,9 +182,6 @@ class CachedEngine(BaseEngine):
                 return db.total_changes - before
 
         return self._use(store) or 0
-
-    def _forward(self, request: Request) -> Completion:
-        return self.engine.generate(request.chat(), **request.options())
 
     def cost(self, usage: Usage) -> float:
         return getattr(self.engine, "cost", lambda u: 0.0)(usage)

@@ -14,7 +14,7 @@ from collections import defaultdict, deque
 from pathlib import Path
 from typing import Any
 
-from tgdomains.engines.base import BaseEngine, Completion, Engine, Request, Usage
+from tgdomains.engines.base import BaseEngine, Completion, Engine, ProgressCallback, Request, Usage, forward
 
 
 class RecordingEngine(BaseEngine):
@@ -28,7 +28,10 @@ class RecordingEngine(BaseEngine):
         self._lock = threading.Lock()
 
     def _complete(self, request: Request) -> Completion:
-        c = self.engine.generate(request.chat(), **request.options())
+        return self._stream(request, None)
+
+    def _stream(self, request: Request, on_progress: ProgressCallback | None) -> Completion:
+        c = forward(self.engine, request, on_progress)  # a streamed reply is recorded whole, once it is complete
         line = json.dumps({"key": request.key, "request": request.to_dict(), "engine": self.settings(),
                            "text": c.text, "usage": [c.usage.prompt_tokens, c.usage.completion_tokens],
                            "finish_reason": c.finish_reason}, ensure_ascii=False)
@@ -92,7 +95,8 @@ class ReplayEngine(BaseEngine):
             entry = queue[0] if len(queue) == 1 else queue.popleft()  # the last reply repeats for repeated asks
         return Completion(entry["text"], Usage(*entry["usage"]), finish_reason=entry.get("finish_reason"))
 
-    def generate(self, messages, *, temperature=0.0, max_tokens=None, seed=None, stop=None, reply_format=None):
+    def generate(self, messages, *, temperature=0.0, max_tokens=None, seed=None, stop=None, reply_format=None,
+                 on_progress=None):
         self._load()  # the model name comes from the cassette and is part of the key
         return super().generate(messages, temperature=temperature, max_tokens=max_tokens, seed=seed, stop=stop,
-                                reply_format=reply_format)
+                                reply_format=reply_format, on_progress=on_progress)

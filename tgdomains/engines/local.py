@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from tgdomains.engines import models
-from tgdomains.engines.base import BaseEngine, Completion, Request, Usage
+from tgdomains.engines.base import BaseEngine, Completion, ProgressCallback, Request, TokenProgress, Usage
 from tgdomains.engines.openai_engine import EngineError
 
 MODEL_ENV = "TGDOMAINS_LOCAL_MODEL"
@@ -117,6 +117,9 @@ def _prefix_reusing_llama(llama_cpp: Any) -> type:
     (tested). Besides the live cache, the prefixes of the last `SAVED_PREFIXES` different prompts are kept as
     copies of their KV cells (~28 KB a token for the default model): a chain run alternates critic and optimizer
     requests, whose starts differ, and each reuses its own.
+
+    Progress: while `on_progress` is set (by the engine, for one request), the prompt is evaluated one n_batch batch
+    per call — the very batches one call evaluates — with a report after each, and each generated token is reported.
     """
 
     class PrefixReusingLlama(llama_cpp.Llama):
@@ -124,6 +127,8 @@ def _prefix_reusing_llama(llama_cpp: Any) -> type:
         reusable_tokens = 0  # positions [0, this) of the live cache hold full batches of the last completed prompt
         pending_reusable = 0
         last_reused = 0  # prompt tokens the last request took from a cache (for tests and bench/local)
+        on_progress: ProgressCallback | None = None
+        _prompt_total = 0  # the prompt being evaluated, while a report is wanted (0: not in a prompt)
 
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
@@ -159,7 +164,36 @@ def _prefix_reusing_llama(llama_cpp: Any) -> type:
             if keep == 0:
                 self.reset()
             self.n_tokens = self.last_reused = keep  # llama-cpp-python's own prefix check now finds exactly `keep`
-            return super().generate(tokens, *args, **kwargs)
+            if self.on_progress is None:
+                return super().generate(tokens, *args, **kwargs)
+            return self._reporting(super().generate(tokens, *args, **kwargs), self.on_progress, len(tokens), keep)
+
+        def _reporting(self, tokens, on_progress: ProgressCallback, prompt_total: int, reused: int):
+            """The generator `tokens`, reporting the prompt's evaluation (see `eval`) and each token it yields."""
+            on_progress(TokenProgress(reused, prompt_total, 0))
+            self._prompt_total = prompt_total
+            generated = 0
+            try:
+                reply = None
+                while True:
+                    token = tokens.send(reply)
+                    self._prompt_total = 0
+                    generated += 1
+                    on_progress(TokenProgress(prompt_total, prompt_total, generated))
+                    reply = yield token
+            except StopIteration:
+                return
+            finally:
+                self._prompt_total = 0
+                tokens.close()
+
+        def eval(self, tokens) -> None:
+            if not self._prompt_total or self.on_progress is None or len(tokens) <= self.n_batch:
+                return super().eval(tokens)
+            for start in range(0, len(tokens), self.n_batch):  # the batches one call evaluates, one call each
+                super().eval(tokens[start:start + self.n_batch])
+                self.on_progress(TokenProgress(self.n_tokens, self._prompt_total, 0))
+            return None
 
         def _restore(self, entry: tuple[list[int], bytes], keep: int) -> None:
             prefix, cells = entry
@@ -281,6 +315,11 @@ class LocalEngine(BaseEngine):
         return self._llama
 
     def _complete(self, request: Request) -> Completion:
+        return self._stream(request, None)
+
+    def _stream(self, request: Request, on_progress: ProgressCallback | None) -> Completion:
+        """The reply as `create_chat_completion` makes it; `on_progress` hears of the prompt's batches and of every
+        token on the way (nothing in the decoding changes)."""
         handle = self._handle()
         fmt = request.reply_format
         max_tokens = request.max_tokens or (fmt.max_tokens if fmt else None) or self.max_tokens
@@ -300,6 +339,7 @@ class LocalEngine(BaseEngine):
             llama = handle.llama
             if not self.reuse_prefix:
                 llama.forget()
+            llama.on_progress = on_progress
             try:
                 response = llama.create_chat_completion(**kwargs)
             except ValueError as exc:  # llama-cpp-python's "Requested tokens (N) exceed context window of M"
@@ -311,6 +351,8 @@ class LocalEngine(BaseEngine):
             except BaseException:
                 llama.forget()
                 raise
+            finally:
+                llama.on_progress = None
             if self.reuse_prefix:
                 llama.completed()
         choice = response["choices"][0]

@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass, replace
 from typing import Any
 
-from tgdomains.engines.base import BaseEngine, Completion, Request, Usage
+from tgdomains.engines.base import BaseEngine, Completion, ProgressCallback, Request, TokenProgress, Usage
 
 # USD per million tokens (prompt, completion). Extend or override with `prices=` or `--price MODEL=IN,OUT`.
 PRICES_PER_MILLION: dict[str, tuple[float, float]] = {
@@ -58,6 +58,11 @@ class OpenAIEngine(BaseEngine):
                     turned back into tagged text, so the parser reads it as any other reply.
     A server that refuses the field (HTTP 400) gets the request again without it, and later requests go without
     it too (`describe()` says so): tags + repair, as with "off".
+
+    Streaming: a request with a progress callback (a run that shows progress) is streamed, with
+    `stream_options={"include_usage": True}` so the reply keeps the server's token counts, and comes back whole
+    (text, usage, finish reason) as an unstreamed one would. A server that refuses streaming (HTTP 400) or answers
+    without streaming gets unstreamed requests from then on.
     """
 
     def __init__(self, model: str | None = None, *, base_url: str | None = None, api_key: str | None = None,
@@ -68,6 +73,7 @@ class OpenAIEngine(BaseEngine):
             raise ValueError(f"structured={structured!r}: choose one of {', '.join(STRUCTURED_MODES)}")
         self.structured = structured
         self.structured_refused = ""  # the server's answer when it refused the structured-output field
+        self.streaming_refused = ""  # why streamed requests stopped (the server refused them or did not stream)
         self.model = model or os.environ.get("TGDOMAINS_MODEL") or "gpt-4o"
         self.base_url = base_url or os.environ.get("OPENAI_BASE_URL")
         self.api_key = api_key
@@ -110,20 +116,27 @@ class OpenAIEngine(BaseEngine):
                                     "json_schema": {"name": "reply", "strict": True, "schema": schema}}}
 
     def _complete(self, request: Request) -> Completion:
+        return self._ask(request, None)
+
+    def _stream(self, request: Request, on_progress: ProgressCallback) -> Completion:
+        return self._ask(request, on_progress)
+
+    def _ask(self, request: Request, on_progress: ProgressCallback | None) -> Completion:
         fields = self._structured_fields(request)
         try:
-            completion = self._send(request, fields)
+            completion = self._send(request, fields, on_progress)
         except EngineError as exc:
             if not fields or exc.status_code != 400:
                 raise
             self.structured_refused = str(exc)  # tags + repair from now on
-            completion = self._send(request, {})
+            completion = self._send(request, {}, on_progress)
             return replace(completion, failures=completion.failures + exc.failures + 1)
         if "response_format" in fields:
             completion = replace(completion, text=_tagged_from_json(completion.text))
         return completion
 
-    def _send(self, request: Request, fields: dict[str, Any]) -> Completion:
+    def _send(self, request: Request, fields: dict[str, Any], on_progress: ProgressCallback | None = None
+              ) -> Completion:
         import openai
 
         kwargs = {"model": self.model, "messages": request.chat(), "temperature": request.temperature, **fields}
@@ -136,10 +149,20 @@ class OpenAIEngine(BaseEngine):
             kwargs["stop"] = list(request.stop)
         last: Exception | None = None
         failures = 0
+        stream = on_progress is not None and not self.streaming_refused
+        stream_refusal = ""  # a 400 to the streamed request: streaming is off once the unstreamed one succeeds
         for attempt in range(self.retry.attempts):
             try:
-                response = self.client().chat.completions.create(**kwargs)
-                return replace(_completion(response), failures=failures)
+                if stream:
+                    try:
+                        return replace(self._streamed(kwargs, on_progress), failures=failures)
+                    except _NotStreamed as exc:
+                        self.streaming_refused = str(exc)
+                        stream = False
+                completion = _completion(self.client().chat.completions.create(**kwargs))
+                if stream_refusal:
+                    self.streaming_refused = stream_refusal
+                return replace(completion, failures=failures)
             except (openai.APITimeoutError, openai.APIConnectionError, openai.RateLimitError,
                     openai.InternalServerError, _MalformedResponse, json.JSONDecodeError) as exc:
                 last = exc
@@ -153,6 +176,9 @@ class OpenAIEngine(BaseEngine):
                     if attempt + 1 < self.retry.attempts:
                         time.sleep(self.retry.delay(attempt, _retry_after(exc)))
                     continue
+                if stream and exc.status_code == 400:  # perhaps the stream or its options: ask again unstreamed
+                    stream, stream_refusal = False, f"refused a streamed request (400): {exc.message}"
+                    continue
                 error = EngineError(f"{self.base_url or 'OpenAI'} refused the request ({exc.status_code}): "
                                     f"{exc.message}")
                 error.failures = failures
@@ -163,16 +189,61 @@ class OpenAIEngine(BaseEngine):
         error.failures = failures
         raise error from last
 
+    def _streamed(self, kwargs: dict[str, Any], on_progress: ProgressCallback) -> Completion:
+        """One streamed request, put back together: the text, the finish reason and the usage of the last chunk."""
+        stream = self.client().chat.completions.create(**kwargs, stream=True,
+                                                       stream_options={"include_usage": True})
+        pieces: list[str] = []
+        finish = usage = None
+        chunks = 0
+        try:
+            for chunk in stream:
+                chunks += 1
+                usage = getattr(chunk, "usage", None) or usage
+                for choice in getattr(chunk, "choices", None) or []:
+                    if getattr(choice, "index", 0) != 0:
+                        continue
+                    content = getattr(getattr(choice, "delta", None), "content", None)
+                    if isinstance(content, str) and content:
+                        pieces.append(content)
+                        on_progress(TokenProgress(generated=len(pieces)))
+                    if isinstance(getattr(choice, "finish_reason", None), str):
+                        finish = choice.finish_reason
+        except Exception as exc:
+            if not _broken_connection(exc):
+                raise
+            # the connection broke mid-stream (the HTTP library's own error): worth a retry, as a cut body is
+            raise _MalformedResponse(f"the stream broke off after {chunks} chunks: {exc}") from exc
+        finally:
+            stream.close()
+        if chunks == 0:
+            raise _NotStreamed("answered a streamed request without streaming")
+        if finish is None and usage is None:
+            raise _MalformedResponse(f"a stream of {chunks} chunks that ended without a finish reason")
+        text = "".join(pieces)
+        if usage is not None:
+            return Completion(text, Usage(int(usage.prompt_tokens or 0), int(usage.completion_tokens or 0)),
+                              finish_reason=finish)
+        from tgdomains.engines.base import estimate_tokens
+
+        return Completion(text, Usage(0, estimate_tokens(text)), finish_reason=finish)
+
     def describe(self) -> str:
         structured = f", structured output {self.structured}" if self.structured != "off" else ""
         if self.structured_refused:
             structured += " (refused by the server: tags + repair)"
+        if self.streaming_refused:
+            structured += f" (no streaming: the server {self.streaming_refused})"
         return (f"OpenAIEngine(model={self.model!r}, base_url={self.base_url or 'https://api.openai.com/v1'}"
                 f"{structured})")
 
 
 class _MalformedResponse(RuntimeError):
     """A 200 response without a usable message (truncated JSON, no choices): worth a retry."""
+
+
+class _NotStreamed(RuntimeError):
+    """A server that answered a streamed request with no stream at all: it gets unstreamed requests."""
 
 
 def _completion(response) -> Completion:
@@ -191,6 +262,12 @@ def _completion(response) -> Completion:
     from tgdomains.engines.base import estimate_tokens
 
     return Completion(text, Usage(0, estimate_tokens(text)), finish_reason=finish)
+
+
+def _broken_connection(exc: Exception) -> bool:
+    """An error of the connection under a stream: raised by the HTTP library (httpx or its fork, httpcore) as its
+    own type while the stream is read, or an OSError."""
+    return isinstance(exc, OSError) or type(exc).__module__.split(".")[0] in ("httpx", "httpx2", "httpcore")
 
 
 def _tagged_from_json(text: str) -> str:

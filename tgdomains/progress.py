@@ -275,8 +275,9 @@ class TerminalProgress(LiveProgress):
             from rich.spinner import Spinner
 
             self._spinner = Spinner("dots")
+            # stderr redirected: a warning written meanwhile prints above the status line, not into it
             self._live = Live(console=self.console, get_renderable=self._render, refresh_per_second=4,
-                              transient=True, redirect_stdout=False, redirect_stderr=False)
+                              transient=True, redirect_stdout=False, redirect_stderr=True)
             self._live.start()
 
     def _render(self) -> Any:
@@ -402,7 +403,7 @@ class BatchProgress:
             self._bar = Progress(TextColumn("instances"), BarColumn(), MofNCompleteColumn(),
                                  TextColumn("{task.fields[summary]}"), TimeElapsedColumn(),
                                  TextColumn("left"), TimeRemainingColumn(), console=self.console,
-                                 redirect_stdout=False, redirect_stderr=False)
+                                 redirect_stdout=False, redirect_stderr=True)
             self._task = self._bar.add_task("batch", total=total, summary=self._summary())
             self._bar.start()
 

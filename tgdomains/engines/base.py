@@ -214,6 +214,11 @@ class BaseEngine:
         under another. Wrappers report their inner engine's."""
         return {}
 
+    def settings_for(self, request: Request) -> dict[str, Any]:
+        """`settings()` plus those that apply to `request` alone (the local engine's prompt lookup, used for some
+        requests only): what the cache key and a cassette line hold. Wrappers report their inner engine's."""
+        return self.settings()
+
     def generate(self, messages: list[Message], *, temperature: float = 0.0, max_tokens: int | None = None,
                  seed: int | None = None, stop: list[str] | None = None,
                  reply_format: ReplyFormat | None = None, on_progress: ProgressCallback | None = None) -> Completion:
@@ -254,6 +259,14 @@ def forward(engine: Engine, request: Request, on_progress: ProgressCallback | No
     if on_progress is not None and isinstance(engine, BaseEngine):
         return engine.generate(request.chat(), **request.options(), on_progress=on_progress)
     return engine.generate(request.chat(), **request.options())
+
+
+def request_settings(engine: Engine, request: Request) -> dict[str, Any]:
+    """`engine.settings_for(request)`, or `settings()` for an engine without it, or {} for one with neither."""
+    per_request = getattr(engine, "settings_for", None)
+    if per_request is not None:
+        return per_request(request)
+    return getattr(engine, "settings", dict)()
 
 
 def estimate_tokens(text: str) -> int:

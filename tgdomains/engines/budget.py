@@ -15,6 +15,7 @@ from tgdomains.engines.base import (
     TokenProgress,
     Usage,
     forward,
+    request_settings,
 )
 
 
@@ -110,6 +111,9 @@ class RunEngine(BaseEngine):
 
     def settings(self) -> dict[str, Any]:
         return getattr(self.engine, "settings", dict)()
+
+    def settings_for(self, request: Request) -> dict[str, Any]:
+        return request_settings(self.engine, request)
 
     def describe(self) -> str:
         return getattr(self.engine, "describe", lambda: repr(self.engine))()

@@ -31,6 +31,7 @@ from tgdomains.engines.base import (
     Usage,
     forward,
     key_of,
+    request_settings,
 )
 
 _COLUMNS = "key TEXT PRIMARY KEY, request TEXT, text TEXT, prompt_tokens INT, completion_tokens INT"
@@ -68,13 +69,16 @@ class CachedEngine(BaseEngine):
     def settings(self) -> dict[str, Any]:
         return getattr(self.engine, "settings", dict)()
 
+    def settings_for(self, request: Request) -> dict[str, Any]:
+        return request_settings(self.engine, request)
+
     def key(self, request: Request) -> str:
         """The cache key: the request and the wrapped engine's settings."""
         return key_of(self._stored(request))
 
     def _stored(self, request: Request) -> dict[str, Any]:
         """What a row's key is computed from and its `request` column holds."""
-        return {"request": request.to_dict(), "engine": self.settings()}
+        return {"request": request.to_dict(), "engine": self.settings_for(request)}
 
     def _db(self) -> sqlite3.Connection:
         # One connection per thread: sqlite3 connections must not cross threads.

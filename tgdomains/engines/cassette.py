@@ -14,7 +14,16 @@ from collections import defaultdict, deque
 from pathlib import Path
 from typing import Any
 
-from tgdomains.engines.base import BaseEngine, Completion, Engine, ProgressCallback, Request, Usage, forward
+from tgdomains.engines.base import (
+    BaseEngine,
+    Completion,
+    Engine,
+    ProgressCallback,
+    Request,
+    Usage,
+    forward,
+    request_settings,
+)
 
 
 class RecordingEngine(BaseEngine):
@@ -32,7 +41,7 @@ class RecordingEngine(BaseEngine):
 
     def _stream(self, request: Request, on_progress: ProgressCallback | None) -> Completion:
         c = forward(self.engine, request, on_progress)  # a streamed reply is recorded whole, once it is complete
-        line = json.dumps({"key": request.key, "request": request.to_dict(), "engine": self.settings(),
+        line = json.dumps({"key": request.key, "request": request.to_dict(), "engine": self.settings_for(request),
                            "text": c.text, "usage": [c.usage.prompt_tokens, c.usage.completion_tokens],
                            "finish_reason": c.finish_reason}, ensure_ascii=False)
         with self._lock:
@@ -48,6 +57,9 @@ class RecordingEngine(BaseEngine):
 
     def settings(self) -> dict[str, Any]:
         return getattr(self.engine, "settings", dict)()
+
+    def settings_for(self, request: Request) -> dict[str, Any]:
+        return request_settings(self.engine, request)
 
 
 class CassetteMiss(KeyError):

@@ -120,6 +120,11 @@ def _prefix_reusing_llama(llama_cpp: Any) -> type:
 
     Progress: while `on_progress` is set (by the engine, for one request), the prompt is evaluated one n_batch batch
     per call — the very batches one call evaluates — with a report after each, and each generated token is reported.
+
+    Prompt lookup: while `draft_model` is set (by the engine, for one request; llama-cpp-python's speculative
+    decoding reads it), each decoding step evaluates the sampled token and the tokens the draft model proposes after
+    it in one batch, with logits for each; the sampler then accepts drafts while they are what it samples. The
+    prompt is evaluated exactly as without (logits of its last token only, so no memory for all of them).
     """
 
     class PrefixReusingLlama(llama_cpp.Llama):
@@ -128,7 +133,11 @@ def _prefix_reusing_llama(llama_cpp: Any) -> type:
         pending_reusable = 0
         last_reused = 0  # prompt tokens the last request took from a cache (for tests and bench/local)
         on_progress: ProgressCallback | None = None
-        _prompt_total = 0  # the prompt being evaluated, while a report is wanted (0: not in a prompt)
+        _prompt_pending = False  # the next `eval` is the prompt's (set by `generate`)
+        _prompt_total = 0
+        # of the last request (for tests and bench/local): decoding forward passes, and draft tokens they verified
+        passes = 0
+        drafted = 0
 
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
@@ -164,36 +173,56 @@ def _prefix_reusing_llama(llama_cpp: Any) -> type:
             if keep == 0:
                 self.reset()
             self.n_tokens = self.last_reused = keep  # llama-cpp-python's own prefix check now finds exactly `keep`
+            self._prompt_pending, self._prompt_total = True, len(tokens)
+            self.passes = self.drafted = 0
             if self.on_progress is None:
                 return super().generate(tokens, *args, **kwargs)
             return self._reporting(super().generate(tokens, *args, **kwargs), self.on_progress, len(tokens), keep)
 
-        def _reporting(self, tokens, on_progress: ProgressCallback, prompt_total: int, reused: int):
-            """The generator `tokens`, reporting the prompt's evaluation (see `eval`) and each token it yields."""
+        @staticmethod
+        def _reporting(tokens, on_progress: ProgressCallback, prompt_total: int, reused: int):
+            """The generator `tokens`, reporting each token it yields (the prompt's batches are reported by `eval`)."""
             on_progress(TokenProgress(reused, prompt_total, 0))
-            self._prompt_total = prompt_total
             generated = 0
             try:
                 reply = None
                 while True:
                     token = tokens.send(reply)
-                    self._prompt_total = 0
                     generated += 1
                     on_progress(TokenProgress(prompt_total, prompt_total, generated))
                     reply = yield token
             except StopIteration:
                 return
             finally:
-                self._prompt_total = 0
                 tokens.close()
 
         def eval(self, tokens) -> None:
-            if not self._prompt_total or self.on_progress is None or len(tokens) <= self.n_batch:
+            if self._prompt_pending:
+                self._prompt_pending = False
+                return self._eval_prompt(tokens)
+            self.passes += 1
+            if self.draft_model is None or len(tokens) == 1:
+                return super().eval(tokens)
+            self.drafted += len(tokens) - 1
+            return self._eval_verifying(tokens)
+
+        def _eval_prompt(self, tokens) -> None:
+            if self.on_progress is None or len(tokens) <= self.n_batch:
                 return super().eval(tokens)
             for start in range(0, len(tokens), self.n_batch):  # the batches one call evaluates, one call each
                 super().eval(tokens[start:start + self.n_batch])
                 self.on_progress(TokenProgress(self.n_tokens, self._prompt_total, 0))
             return None
+
+        def _eval_verifying(self, tokens) -> None:
+            """The sampled token and its drafts in one batch, with the logits of each (`sample(idx=...)` reads them)."""
+            n_past, n = self.n_tokens, len(tokens)
+            self._ctx.kv_cache_seq_rm(-1, n_past, -1)
+            self._batch.set_batch(batch=tokens, n_past=n_past, logits_all=True)
+            self._ctx.decode(self._batch)
+            self.input_ids[n_past: n_past + n] = tokens
+            self.n_tokens += n
+            self._requires_eval = False
 
         def _restore(self, entry: tuple[list[int], bytes], keep: int) -> None:
             prefix, cells = entry
@@ -264,6 +293,11 @@ class LocalEngine(BaseEngine):
     - Prefix reuse (`reuse_prefix=True`): the previous prompt's KV cache is kept in whole n_batch batches, which
       keeps replies identical to an empty-cache decode (see `_prefix_reusing_llama`); False decodes every request
       from an empty cache.
+    - Prompt lookup (`prompt_lookup=N`, env TGDOMAINS_LOCAL_PROMPT_LOOKUP; 0, off, by default): sampled requests
+      draft N tokens from the prompt and verify them in one batch (llama-cpp-python's LlamaPromptLookupDecoding).
+      Greedy requests never use it (their replies would change); a sampled one gives the same reply for the same
+      seed, and its cache key names the setting. Off by default: on this machine it made decoding slower
+      (bench/local/README.md).
     - Tokens: the runtime's own counts (prompt after the chat template, completion). Cost: 0.
     - Threads: 1 by default, with OMP_WAIT_POLICY=PASSIVE (see bench/local for what more threads give).
     """
@@ -271,7 +305,7 @@ class LocalEngine(BaseEngine):
     def __init__(self, model_path: str | os.PathLike | None = None, *, n_threads: int = 1, n_ctx: int = 4096,
                  max_tokens: int = 512, n_batch: int = 256, chat_format: str | None = None,
                  top_k: int = 40, top_p: float = 0.95, min_p: float = 0.05, repeat_penalty: float = 1.0,
-                 reuse_prefix: bool = True) -> None:
+                 reuse_prefix: bool = True, prompt_lookup: int = 0) -> None:
         super().__init__()
         self.model_path = model_path
         self.n_threads = n_threads
@@ -284,6 +318,7 @@ class LocalEngine(BaseEngine):
         self.min_p = min_p
         self.repeat_penalty = repeat_penalty
         self.reuse_prefix = reuse_prefix
+        self.prompt_lookup = prompt_lookup
         self._path: Path | None = None
         self._llama: _Loaded | None = None
 
@@ -340,6 +375,7 @@ class LocalEngine(BaseEngine):
             if not self.reuse_prefix:
                 llama.forget()
             llama.on_progress = on_progress
+            llama.draft_model = self._draft_model(request)
             try:
                 response = llama.create_chat_completion(**kwargs)
             except ValueError as exc:  # llama-cpp-python's "Requested tokens (N) exceed context window of M"
@@ -353,6 +389,7 @@ class LocalEngine(BaseEngine):
                 raise
             finally:
                 llama.on_progress = None
+                llama.draft_model = None
             if self.reuse_prefix:
                 llama.completed()
         choice = response["choices"][0]
@@ -361,6 +398,24 @@ class LocalEngine(BaseEngine):
         return Completion(text, Usage(int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0))),
                           finish_reason=choice.get("finish_reason"))
 
+    def uses_prompt_lookup(self, request: Request) -> bool:
+        """Prompt lookup decodes sampled requests only, when it is on: a greedy reply must stay byte-identical,
+        and verifying drafts in a batch rounds the logits differently from decoding one token (bench/local)."""
+        return self.prompt_lookup > 0 and request.temperature > 0
+
+    def settings_for(self, request: Request) -> dict[str, Any]:
+        settings = self.settings()
+        if self.uses_prompt_lookup(request):  # only then: every other request keeps its cache key
+            settings["prompt_lookup"] = self.prompt_lookup
+        return settings
+
+    def _draft_model(self, request: Request) -> Any:
+        if not self.uses_prompt_lookup(request):
+            return None
+        from llama_cpp.llama_speculative import LlamaPromptLookupDecoding
+
+        return LlamaPromptLookupDecoding(num_pred_tokens=self.prompt_lookup)
+
     def describe(self) -> str:
         try:
             where = str(self.model_file())
@@ -368,4 +423,5 @@ class LocalEngine(BaseEngine):
             where = f"unavailable: {exc}"
         return (f"LocalEngine(model={where}, in-process llama.cpp, n_threads={self.n_threads}, n_ctx={self.n_ctx}, "
                 f"max_tokens={self.max_tokens}, prefix reuse {'on' if self.reuse_prefix else 'off'}, "
+                f"{f'prompt lookup {self.prompt_lookup} tokens (sampled requests), ' if self.prompt_lookup else ''}"
                 f"requests serialized)")

@@ -46,7 +46,8 @@ def choose_engine(name: str | None = None, *, model: str | None = None, base_url
     3. OPENAI_BASE_URL or OPENAI_API_KEY in `environ` → the OpenAI-compatible engine;
     4. otherwise the local engine (llama-cpp-python in-process), or NoEngineError when it is not installed.
 
-    The local engine takes TGDOMAINS_LOCAL_THREADS (default 1) and TGDOMAINS_LOCAL_CTX (default 4096) from `environ`.
+    The local engine takes TGDOMAINS_LOCAL_THREADS (default 1), TGDOMAINS_LOCAL_CTX (default 4096) and
+    TGDOMAINS_LOCAL_PROMPT_LOOKUP (draft tokens for sampled requests; default 0, off) from `environ`.
     """
     if name not in (None, "openai", "local"):
         raise ValueError(f"unknown engine {name!r}; choose 'openai' or 'local'")
@@ -93,20 +94,22 @@ def _local(model_path: str | None, environ: Mapping[str, str], why: str) -> tupl
                             f"{HOW_TO_GET_AN_ENGINE}") from exc
     n_threads = _int_env(environ, "TGDOMAINS_LOCAL_THREADS", 1)
     n_ctx = _int_env(environ, "TGDOMAINS_LOCAL_CTX", 4096)
-    engine = local.LocalEngine(path, n_threads=n_threads, n_ctx=n_ctx)
+    lookup = _int_env(environ, "TGDOMAINS_LOCAL_PROMPT_LOOKUP", 0, least=0)
+    engine = local.LocalEngine(path, n_threads=n_threads, n_ctx=n_ctx, prompt_lookup=lookup)
     source = "--model-path" if model_path else local.MODEL_ENV if environ.get(local.MODEL_ENV) else "default model"
     known = local.known_model(path)
     what = (f"{known.name}, {known.description}, licence {known.licence}, from {known.origin}" if known
             else f"{path.stat().st_size / 1e9:.2f} GB")
     reason = (f"local engine ({why}): {path} ({source}; {what}), in-process llama.cpp, {n_threads} thread"
-              f"{'s' if n_threads != 1 else ''}, n_ctx {n_ctx}")
+              f"{'s' if n_threads != 1 else ''}, n_ctx {n_ctx}"
+              f"{f', prompt lookup {lookup} tokens (sampled requests)' if lookup else ''}")
     if known is not None and known.name == "tiny":
         reason += (f"; a 135M model gives weak feedback and most of its replies are unusable: for useful results use "
                    f"the default model or an endpoint ({CAPABLE_GGUF_HINT})")
     return engine, reason
 
 
-def _int_env(environ: Mapping[str, str], name: str, default: int) -> int:
+def _int_env(environ: Mapping[str, str], name: str, default: int, least: int = 1) -> int:
     raw = environ.get(name)
     if not raw:
         return default
@@ -114,6 +117,6 @@ def _int_env(environ: Mapping[str, str], name: str, default: int) -> int:
         value = int(raw)
     except ValueError:
         raise ValueError(f"{name}={raw!r}: expected a whole number") from None
-    if value < 1:
-        raise ValueError(f"{name}={raw!r}: expected a number of at least 1")
+    if value < least:
+        raise ValueError(f"{name}={raw!r}: expected a number of at least {least}")
     return value

@@ -80,12 +80,12 @@ def ours(mode: str) -> dict:
 
 def ours_runner() -> dict:
     """The full runner (run directory with fsync'd steps) on the same workload, for the record-keeping cost."""
-    from tgdomains.domain import BaseDomain, Start
+    from tgdomains.domain import Domain, Start
     from tgdomains.engines import ScriptedEngine
     from tgdomains.evaluation import Evaluation
     from tgdomains.run import optimize
 
-    class Replay(BaseDomain):  # replays the recorded evaluations of the workload's candidates, in order
+    class Replay(Domain):  # replays the recorded evaluations of the workload's candidates, in order
         name = "bench"
 
         def __init__(self):

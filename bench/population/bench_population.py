@@ -4,7 +4,7 @@ Every (strategy, seed) runs in its own subprocess, so no evaluator memo, docking
 between runs (the radiotherapy evaluator memoizes plans per process; docking gets a fresh cache directory per run).
 
 Strategies (B = --budget distinct evaluations, the start included):
-  chain       tgdomains.runner.optimize, iterations = B - 1 (TextGrad: each step edits the last candidate)
+  chain       tgdomains.optimize, iterations = B - 1 (TextGrad: each step edits the last candidate)
   chain-gate  the same with accept_only_improvements=True (each step edits the best so far: a hill climber)
   population  tgdomains.run.optimize(strategy="population"), population=4, proposals=2, evaluation_budget=B
 

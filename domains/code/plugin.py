@@ -10,14 +10,14 @@ from domains.code import evaluator
 from domains.code.evaluator import CodeEvaluator, Problem
 from domains.code.problems import find_problem, load_problems
 from domains.code.sandbox import Limits, Sandbox
-from tgdomains.domain import BaseDomain, ParseError, Start
+from tgdomains.domain import Domain, ParseError, Start
 from tgdomains.evaluation import Evaluation
 
 if TYPE_CHECKING:
     from tgdomains.engines.base import Engine
 
 
-class CodeDomain(BaseDomain):
+class CodeDomain(Domain):
     """Refine a Python function until it passes the visible tests; the hidden tests give the final verdict."""
 
     name = "code"

@@ -24,11 +24,11 @@ from domains.molecules.docking import (
 from domains.molecules.evaluator import MoleculeEvaluator, MoleculeTask
 from domains.molecules.objective import Objective
 from tgdomains.argtypes import integer, number
-from tgdomains.domain import BaseDomain, ParseError, Start
+from tgdomains.domain import Domain, ParseError, Start
 from tgdomains.evaluation import Evaluation
 
 
-class MoleculesDomain(BaseDomain):
+class MoleculesDomain(Domain):
     """Optimize one SMILES for AutoDock Vina binding to a DOCKSTRING target and drug-likeness (QED)."""
 
     name = "molecules"

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from tgdomains.strategies.base import Proposal, Strategy
 
 if TYPE_CHECKING:
-    from tgdomains.run import Run
+    from tgdomains.runview import RunView
 
 _UNSCORABLE = -1e9  # what TPE is told for an invalid plan: far below any real score
 
@@ -30,7 +30,7 @@ class Optuna(Strategy):
     def width(self) -> int:
         return self.trials
 
-    def propose(self, run: Run, iteration: int, room: int | None) -> list[Proposal]:
+    def propose(self, run: RunView, iteration: int, room: int | None) -> list[Proposal]:
         import optuna
 
         from domains.radiotherapy.hyperparameters import to_json

@@ -2,9 +2,9 @@
 
 A strategy is a dataclass whose fields are its settings (stored in run.json, so a resumed run rebuilds it) with one
 method that matters, `propose(run, iteration, room)`: the candidates of one iteration, each a `Proposal` metered on
-its own `run.meter()`. It reads what it needs from the run (`run.steps`, `run.candidates`, `run.best`, `run.setup`,
-`run.config`) and keeps no other state, so a run killed at any point and resumed proposes exactly what it would
-have. Seeds come from `run.config.seed`, the iteration and the proposal's slot, for the same reason.
+its own `run.meter()`. `run` is a read-only `tgdomains.runview.RunView` (steps, best, setup, config, the reply
+format); a strategy keeps no other state, so a run killed at any point and resumed proposes exactly what it would
+have. Seeds come from `run.seed(iteration, slot)` and `run.sampler_seed(iteration)` for the same reason.
 
     chain        TGD on the latest candidate (or the best, with accept_only_improvements): feedback, then a step
     one-call     the chain with feedback and new value in one LLM call

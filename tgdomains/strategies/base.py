@@ -9,8 +9,9 @@ from tgdomains.evaluation import Evaluation
 from tgdomains.records import StepStatus
 
 if TYPE_CHECKING:
+    from tgdomains.engines.budget import Meter
     from tgdomains.records import Step
-    from tgdomains.run import Meter, Run
+    from tgdomains.runview import RunView
 
 
 @dataclass
@@ -47,9 +48,9 @@ class Strategy:
         """Proposals per iteration at most (sizes the evaluation threads)."""
         return 1
 
-    def propose(self, run: Run, iteration: int, room: int | None) -> list[Proposal]:
-        """This iteration's candidates; `room` is how many more the evaluation budget allows (None: no limit)."""
+    def propose(self, run: RunView, iteration: int, room: int | None) -> list[Proposal]:
+        """This iteration's candidates, from what `run` shows; `room` is how many more the evaluation budget allows (None: no limit)."""
         raise NotImplementedError
 
-    def observe(self, run: Run, steps: list[Step]) -> None:
+    def observe(self, run: RunView, steps: list[Step]) -> None:
         """Called with the steps just recorded (ask/tell optimizers may keep a cache here; never needed to resume)."""

@@ -25,7 +25,6 @@ from typing import TYPE_CHECKING, ClassVar
 from tgdomains import pareto, prompts
 from tgdomains.engines.budget import BudgetExceeded
 from tgdomains.evaluation import finite_or_none, format_score
-from tgdomains.grammar import reply_format_for
 from tgdomains.loss import evaluation_loss
 from tgdomains.optimizer import TGD, Attempt, out_of_view, retry_temperature
 from tgdomains.records import Step, StepStatus
@@ -34,7 +33,8 @@ from tgdomains.strategies.sampling import ask_for_value, gist_of, sample_seed, s
 from tgdomains.variable import Variable
 
 if TYPE_CHECKING:
-    from tgdomains.run import Meter, Run
+    from tgdomains.engines.budget import Meter
+    from tgdomains.runview import RunView
 
 _PROBLEM_CHARS = 300  # of an unusable proposal's problem quoted in the next request
 _EVAL_LINE = 160  # characters of a sibling's evaluation shown in momentum: what it scored, not the whole report
@@ -43,7 +43,7 @@ RESTART_FEEDBACK = "(restart from the {source}: a new value instead of another e
 RESTART_SOURCES = ("evaluation", "task")
 
 
-def feedback_for(run: Run, parent: Step, meter: Meter, seed: int, firm: bool = False) -> str | None:
+def feedback_for(run: RunView, parent: Step, meter: Meter, seed: int, firm: bool = False) -> str | None:
     """The parent's feedback from its own evaluation; None when a spent budget refused the call. A parent stepped
     from before (a chain back at its best after a worse step, a population parent drawn again, a retry after an
     unusable proposal) reuses the feedback it was given: the same evaluation gets the same critique, so a second
@@ -65,7 +65,7 @@ def feedback_for(run: Run, parent: Step, meter: Meter, seed: int, firm: bool = F
     return x.feedback()
 
 
-def tgd_child(run: Run, parent: Step, *, feedback: str, meter: Meter, seed: int, momentum: int,
+def tgd_child(run: RunView, parent: Step, *, feedback: str, meter: Meter, seed: int, momentum: int,
               memory: list[Attempt], one_call: bool, examples: list[str] | None = None, note: str = "",
               temperature: float | None = None, show_evaluation: bool = False) -> Proposal:
     """One TGD step from `parent` (with `feedback`, or from its evaluation in one-call mode). `note` opens what the
@@ -84,7 +84,7 @@ def tgd_child(run: Run, parent: Step, *, feedback: str, meter: Meter, seed: int,
     opt = TGD([x], meter, constraints=run.setup.constraints, examples=examples or run.setup.examples,
               momentum=momentum, context=run.setup.context, validate=run.parse, one_call=one_call,
               temperature=temperature, max_tokens=cfg.max_tokens, seed=seed, avoid=seen_values(run),
-              reply_format=reply_format_for(run.domain, run.instance), show_evaluation=show_evaluation)
+              reply_format=run.reply_format, show_evaluation=show_evaluation)
     for attempt in memory:
         opt.remember(x, attempt)
     if not one_call:  # the note opens the feedback, or the evaluation where the step shows that (said once)
@@ -100,12 +100,12 @@ def tgd_child(run: Run, parent: Step, *, feedback: str, meter: Meter, seed: int,
     return Proposal(x.value, parent.id, feedback=used, status=status, problem=report.problem, meter=meter)
 
 
-def _unusable_children(run: Run, parent: Step) -> list[Step]:
+def _unusable_children(run: RunView, parent: Step) -> list[Step]:
     """The edits of `parent` that gave no new value (unusable, or still a repeat after the re-asks), oldest first."""
     return [s for s in run.steps if s.parent == parent.id and s.value == parent.value and not s.restart]
 
 
-def restart_proposal(run: Run, best: Step, *, source: str, meter: Meter, seed: int, temperature: float) -> Proposal:
+def restart_proposal(run: RunView, best: Step, *, source: str, meter: Meter, seed: int, temperature: float) -> Proposal:
     """A new value written from scratch rather than edited from `best` (recorded as its child). `source` "task":
     the zero-shot request (`prompts.SOLVE`; with zero-shot's seed it draws zero-shot's sample); "evaluation":
     `prompts.RESTART`, the task and what `best`'s evaluation reported, with `best`'s value out of view. A repeat of
@@ -118,7 +118,7 @@ def restart_proposal(run: Run, best: Step, *, source: str, meter: Meter, seed: i
             context=prompts.task_section(s.context), role=s.role,
             evaluation=out_of_view(best.evaluation.text, best.value),
             constraints=prompts.constraints_section(s.constraints))
-        reply_format = reply_format_for(run.domain, run.instance)
+        reply_format = run.reply_format
     proposal = ask_for_value(run, messages, best, meter=meter, seed=seed, temperature=temperature,
                              feedback=RESTART_FEEDBACK.format(source=source, parent=best.id),
                              avoid=seen_values(run), reply_format=reply_format)
@@ -175,7 +175,7 @@ class Chain(Strategy):
                              "already")
         return self
 
-    def propose(self, run: Run, iteration: int, room: int | None) -> list[Proposal]:
+    def propose(self, run: RunView, iteration: int, room: int | None) -> list[Proposal]:
         meter = run.meter()
         seed = run.seed(iteration)
         if self.restart != "never" and self._stalled(run):
@@ -198,7 +198,7 @@ class Chain(Strategy):
             child.gate = current.evaluation
         return [child]
 
-    def _current(self, run: Run) -> tuple[Step, str]:
+    def _current(self, run: RunView) -> tuple[Step, str]:
         """The step to improve, and a note for the optimizer when it is not the latest."""
         best, latest = run.best, run.steps[-1]
         if latest.duplicate_of is not None:  # a repeat: it stands for the step it repeated
@@ -211,7 +211,7 @@ class Chain(Strategy):
                       f"{format_score(latest.score)}, this value {format_score(best.score)}); it is listed under past "
                       f"attempts. Start again from this value and change less, or change something else.\n\n")
 
-    def _stalled(self, run: Run) -> bool:
+    def _stalled(self, run: RunView) -> bool:
         """Whether the next proposal is a restart: the latest step did not beat the best (worse, a tie, or nothing
         new: unusable, or a repeat after the re-asks; on n-queens-count the chain spent its 8 calls on two unusable
         edits of its start), and it was an edit or one of fewer than `restarts_in_a_row` restarts in a row."""
@@ -222,7 +222,7 @@ class Chain(Strategy):
             return False
         return sum(1 for _ in takewhile(attrgetter("restart"), reversed(run.steps))) < self.restarts_in_a_row
 
-    def _memory(self, run: Run, current: Step) -> list[Attempt]:
+    def _memory(self, run: RunView, current: Step) -> list[Attempt]:
         """The chain's last evaluated attempts other than `current`, oldest first, with their evaluation gists."""
         past = [s for s in run.candidates if s.id != current.id][-self.momentum:]
         return [Attempt(s.value, s.score, gist_of(s)) for s in past]
@@ -263,8 +263,8 @@ class Population(Strategy):
     def width(self) -> int:
         return self.population * self.proposals + (1 if self.merge and self.population > 1 else 0)
 
-    def propose(self, run: Run, iteration: int, room: int | None) -> list[Proposal]:
-        rng = random.Random(run.sampler_seed(iteration))  # per iteration: a resumed run draws the same
+    def propose(self, run: RunView, iteration: int, room: int | None) -> list[Proposal]:
+        rng = run.rng(iteration)  # per iteration: a resumed run draws the same
         parents = self._parents(run, rng)
         slots = self._slots(parents, run.seed(iteration, 0), rng)
         if room is not None:
@@ -281,7 +281,7 @@ class Population(Strategy):
         return run.map(lambda i: self._child(run, *slots[i], meters[i], feedback), list(range(len(slots))),
                        self.workers)
 
-    def _parents(self, run: Run, rng: random.Random) -> list[Step]:
+    def _parents(self, run: RunView, rng: random.Random) -> list[Step]:
         """Up to `population` parents from the Pareto front of the distinct candidates; the best always among them.
         When no candidate is valid yet (an invalid start), the best one is still improved from its error text."""
         candidates, best, objectives = run.candidates, run.best, run.objectives
@@ -307,7 +307,7 @@ class Population(Strategy):
             slots.append((primary, base + len(slots), other, 0))  # its own request: greedy like a first child
         return slots
 
-    def _child(self, run: Run, parent: Step, seed: int, merge_with: Step | None, sibling: int, meter: Meter,
+    def _child(self, run: RunView, parent: Step, seed: int, merge_with: Step | None, sibling: int, meter: Meter,
                feedback: dict[int, str | None]) -> Proposal:
         text = feedback.get(parent.id, "")
         if text is None:  # the budget ran out before this parent got feedback: nothing to step from

@@ -329,8 +329,7 @@ class Run:
             step = Step(id=len(self.steps), iteration=iteration, value=p.value, evaluation=evaluation, status=status,
                         parent=p.parent, duplicate_of=None if original is None else original.id, feedback=p.feedback,
                         problem=p.problem, usage=p.meter.usage.snapshot() if p.meter is not None else {},
-                        eval_s=round(eval_s, 4), step_s=round(time.monotonic() - t0, 4), merge_with=p.merge_with,
-                        rejected=p.gate is not None and not evaluation.better_than(p.gate), restart=p.restart,
+                        eval_s=round(eval_s, 4), step_s=round(time.monotonic() - t0, 4), restart=p.restart,
                         elapsed_s=round(self.elapsed(), 3))
             self.record.append_step(step)
             self.steps.append(step)
@@ -447,8 +446,6 @@ def progress_line(step: Step, iterations: int | None) -> str:
     ev = step.evaluation
     first = ev.text.strip().splitlines()[0][:80] if ev.text.strip() else ""
     origin = "" if step.parent is None else f" <- #{step.parent}"
-    if step.merge_with is not None:
-        origin += f" + #{step.merge_with}"
     extra = f" [{step.status}{': ' + step.problem[:80] if step.problem else ''}]" \
         if step.status not in (StepStatus.UPDATED, StepStatus.INITIAL) else ""
     return (f"iter {step.iteration}/{iterations} #{step.id}{origin} score={format_score(step.score)} "

@@ -23,12 +23,8 @@ class CodeDomain(Domain):
     name = "code"
     default_iterations = 5  # the TextGrad paper's code experiment: up to 5 updates
 
-    def __init__(self, limits: Limits | None = None, value_grammar: int = 1) -> None:
-        from domains.code.value_format import value_format_version
-
-        value_format_version(value_grammar)  # a bad version is an error here, not at the first request
+    def __init__(self, limits: Limits | None = None) -> None:
         self.limits = limits or Limits()
-        self.value_grammar = value_grammar  # which code value grammar constrains replies (value_format.py)
         self._sandbox: Sandbox | None = None  # started on the first evaluation, shared by every evaluation
 
     def __getstate__(self) -> dict[str, Any]:  # a copy in another process starts its own sandbox worker
@@ -122,9 +118,9 @@ class CodeDomain(Domain):
 
     def value_format(self, problem: Problem) -> Any:
         """One fenced Python block for constrained decoding, with a token limit that fits a whole program."""
-        from domains.code.value_format import value_format_version
+        from domains.code.value_format import value_format
 
-        return value_format_version(self.value_grammar)
+        return value_format()
 
     def parse(self, raw_text: str, problem: Problem) -> str:
         return evaluator.parse_candidate(raw_text, problem)

@@ -11,7 +11,7 @@ run's steps and an iteration seed, so a killed run resumes exactly.
 from __future__ import annotations
 
 import heapq
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar
 
 from tgdomains.domain import ParseError
@@ -26,8 +26,9 @@ _UNSCORABLE = -1000.0  # the GA's score for a molecule that cannot be scored: fa
 @dataclass
 class GraphGA(Strategy):
     name: ClassVar[str] = "graph-ga"
-    population: int = 10
-    offspring: int = 5
+    population: int = field(default=10, metadata={"help": "molecules kept as the GA's population",
+                                                         "min": 1})
+    offspring: int = field(default=5, metadata={"help": "children per generation", "min": 1})
 
     def check(self) -> GraphGA:
         if self.population < 1 or self.offspring < 1:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from tgdomains.strategies.base import Proposal, Strategy
@@ -25,7 +25,7 @@ _UNSCORABLE = -1e9  # what TPE is told for an invalid plan: far below any real s
 @dataclass
 class Optuna(Strategy):
     name: ClassVar[str] = "optuna"
-    trials: int = 1  # plans asked per iteration
+    trials: int = field(default=1, metadata={"help": "plans asked of TPE per iteration", "min": 1})
 
     def width(self) -> int:
         return self.trials

@@ -20,6 +20,7 @@ from fault_server import RETRYABLE, UNUSABLE, FaultServer  # noqa: E402
 
 from tgdomains.engines import EngineError, OpenAIEngine, RetryPolicy  # noqa: E402
 from tgdomains.run import optimize  # noqa: E402
+from tgdomains.strategies.tgd import Chain  # noqa: E402
 
 MESSAGES = [{"role": "user", "content": "Say <IMPROVED_VARIABLE>4 * 6</IMPROVED_VARIABLE>."}]
 FAST = RetryPolicy(attempts=8, base_delay_s=0.001, max_delay_s=0.01)
@@ -143,6 +144,15 @@ PLAN = [
 PLAN_FAILURES = 1 + 2 + 3  # retried faults: the 429, the timeout and 500, the three 5xx/cut of iteration 7
 
 
+class EditsOnly(Chain):
+    """The chain without its restarts: every iteration is a TGD step (feedback, step, repair), so each planned fault
+    meets one (the product's chain answers a failed step with a new value from scratch)."""
+
+    @staticmethod
+    def _stalled(run) -> bool:
+        return False
+
+
 @pytest.fixture(scope="module")
 def scripted_run(tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("scripted") / "run"
@@ -150,9 +160,8 @@ def scripted_run(tmp_path_factory):
     with FaultServer(arithmetic_replies(), script=script, applies=is_optimizer_request, timeout_sleep_s=2.0,
                      latency_s=0.02, max_requests=100) as server:
         engine = engine_for(server, retry=RetryPolicy(attempts=3, base_delay_s=0.001, max_delay_s=0.01))
-        # edits only: each planned fault meets a TGD step (the default chain would answer a failed one by a restart)
         result = optimize(ArithmeticDomain(), TARGET, engine=engine, run_dir=run_dir, iterations=len(PLAN),
-                          restart="never", progress=False)
+                          strategy=EditsOnly(), progress=False)
     return result, server, engine, run_dir
 
 

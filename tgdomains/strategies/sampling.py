@@ -8,7 +8,7 @@ domain's `parse`, and the run's budgets, so "same budget" comparisons with TGD a
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import takewhile
 from typing import TYPE_CHECKING, ClassVar
 
@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from tgdomains.runview import RunView
 
 _EVAL_GIST = 160  # characters of an evaluation shown where a step is named (a repeat, a past attempt)
+_SAMPLE_TEMPERATURE = 0.8  # independent samples need a temperature above 0 to differ
 
 
 def value_from_reply(reply: str, parse: Callable[[str], str], finish_reason: str | None = None,
@@ -53,12 +54,6 @@ def value_from_reply(reply: str, parse: Callable[[str], str], finish_reason: str
 def seen_values(run: RunView) -> dict[str, str]:
     """Every value the run evaluated, named as a re-ask names a repeat: its step, score and evaluation gist."""
     return {s.value: f"step #{s.id} (score {format_score(s.score)}: {gist_of(s)})" for s in run.candidates}
-
-
-def sample_seed(run: RunView, k: int, j: int = 0) -> int:
-    """The seed of zero-shot's `j`-th sample at its iteration `k` (the chain's k-th restart from the task uses it, so
-    that it draws the same sample)."""
-    return run.seed(k, j)
 
 
 def gist_of(step: Step) -> str:
@@ -109,23 +104,19 @@ def _failed(parent: Step, feedback: str, problem: str, meter: Meter) -> Proposal
 
 @dataclass
 class ZeroShot(Strategy):
-    """Independent solutions from the task alone, `samples` per iteration (children of the initial step)."""
+    """Independent solutions from the task alone, `samples` per iteration (children of the initial step): best-of-N
+    sampling, the baseline every other strategy must beat at equal LLM calls."""
 
     name: ClassVar[str] = "zero-shot"
-    samples: int = 1
-    sample_temperature: float = 0.8  # independent samples need a temperature above 0 to differ
-    workers: int | None = None  # threads for the samples (default: one each; 1 makes a replay independent of timing)
-    # decode under the domain's reply grammar, as TGD's steps are (default off: the paper's baseline samples free
-    # text, and so did every zero-shot row recorded before session 11)
-    constrained: bool = False
+    samples: int = field(default=1, metadata={"help": "samples per iteration", "min": 1})
+    workers: int | None = field(default=None, metadata={"help": "threads for the samples (default: one each; 1 "
+                                                                "makes a replay independent of timing)",
+                                                        "recorded": False})
 
     def check(self) -> ZeroShot:
         if self.samples < 1:
             raise ValueError(f"samples must be >= 1, got {self.samples}")
         return self
-
-    def settings(self) -> dict:
-        return {k: v for k, v in super().settings().items() if k != "workers"}  # how, not what: not recorded
 
     def width(self) -> int:
         return self.samples
@@ -133,21 +124,10 @@ class ZeroShot(Strategy):
     def propose(self, run: RunView, iteration: int, room: int | None) -> list[Proposal]:
         s = run.setup
         messages = prompts.solve_messages(s.context, s.role, s.constraints)
-        form = run.reply_format if self.constrained else None
         n = self.samples if room is None else max(0, min(self.samples, room))
         return run.map(lambda j: ask_for_value(run, messages, run.steps[0], meter=run.meter(),
-                                               seed=sample_seed(run, iteration, j),
-                                               temperature=self.sample_temperature, reply_format=form),
-                       list(range(n)),
-                       workers=self.workers)
-
-
-@dataclass
-class BestOfN(ZeroShot):
-    """Zero-shot sampling, four samples per iteration."""
-
-    name: ClassVar[str] = "best-of-n"
-    samples: int = 4
+                                               seed=run.seed(iteration, j), temperature=_SAMPLE_TEMPERATURE),
+                       list(range(n)), workers=self.workers)
 
 
 @dataclass

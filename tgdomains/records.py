@@ -39,7 +39,7 @@ class StepStatus(str, Enum):
         return self.value
 
 
-# steps recorded before `Step.restart` was stored (session 7-8 run directories) said so only in their feedback,
+# steps recorded before `Step.restart` was stored (older run directories) said so only in their feedback,
 # which began with this (frozen: the text those files hold, whatever the chain writes now)
 _LEGACY_RESTART_FEEDBACK = "(restart from the "
 

@@ -63,7 +63,7 @@ def timed(engine: Engine, messages: list[dict], max_tokens: int) -> tuple[float,
 def fresh(messages: list[dict], i: int) -> list[dict]:
     """The same request with a new first token, so no path can reuse an earlier prompt's KV cache (the server does
     reuse prefixes; LocalEngine never does, for reproducibility): both evaluate the whole prompt."""
-    return [{"role": "system", "content": f"Session {i}. You are a helpful assistant."}] + messages
+    return [{"role": "system", "content": f"Request {i}. You are a helpful assistant."}] + messages
 
 
 def micro(engines: dict[str, Engine], repeats: int) -> dict[str, dict]:

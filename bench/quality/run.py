@@ -1,4 +1,4 @@
-"""Optimization quality: every method at equal budgets on each domain, through the one run loop (issue 14).
+"""Optimization quality: every method at equal budgets on each domain, through the one run loop.
 
     python3 bench/quality/run.py --domain radiotherapy            # record with the embedded model (default engine)
     python3 bench/quality/run.py --domain all --engine openai --base-url http://host:8000/v1 --model NAME
@@ -114,7 +114,7 @@ SUITES = {
                                                                                         "HumanEval/163"))],
                   [], llm_calls=8, evaluations=6, columns=["visible_pass_rate"]),
     # the problems no method solved on either seed of "code", at twice its budget: whether edits overtake
-    # independent samples once there is room for more than a few of them (issue 14)
+    # independent samples once there is room for more than a few of them
     "code-hard": Suite("code-hard", "code", [{"task_id": "longest-valid-parentheses"},
                                              {"task_id": "count-smaller-after-self"},
                                              *({"problems": str(HUMANEVAL_PLUS), "task_id": t}
@@ -124,7 +124,7 @@ SUITES = {
 
 
 def seed_suffix(seed: int, sep: str = ".") -> str:
-    """What a seed adds to file names: nothing for seed 0 (every table before session 8), else ".seed1" for
+    """What a seed adds to file names: nothing for seed 0, else ".seed1" for
     cassettes (METHOD.seed1.jsonl) and "_seed1" for results and plots (results_code_seed1.md)."""
     return "" if seed == 0 else f"{sep}seed{seed}"
 

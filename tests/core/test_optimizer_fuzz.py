@@ -124,7 +124,7 @@ def test_tgd_step_never_raises(first, second, value, validator, one_call, moment
         opt.step(score=score, evaluation_text=feedback)
         report = opt.report(x)
         assert report.status in ("updated", "repaired", "failed")
-        if report.repeats:  # the reply repeated the current value: re-asked (issue 14), up to two more calls
+        if report.repeats:  # the reply repeated the current value: re-asked, up to two more calls
             assert len(report.repeats) <= 2 and len(calls) <= 2 + len(report.repeats)
             assert x.value != old or report.problem  # still the old value: the problem says why
             first, second = second, first

@@ -1,4 +1,4 @@
-"""Reliability, second round: one writer per run directory, a wall-time budget that survives resume, a full disk
+"""One writer per run directory, a wall-time budget that survives resume, a full disk
 that loses nothing, and numeric flags checked before anything runs.
 
 Replies come from `kill_worker.reply`, a function of the request alone, so an interrupted-and-resumed run can be
@@ -198,7 +198,7 @@ def test_a_resumed_run_honours_the_time_budget_it_was_started_with(tmp_path):
     n = len(steps)
     assert n >= 4 and spent >= sum(s.evaluated for s in steps) * 0.04  # each evaluation sleeps 0.04 s
     assert [s.elapsed_s for s in steps] == sorted(s.elapsed_s for s in steps)
-    # a budget already spent by the first session: the resumed run stops at once
+    # a budget already spent before the kill: the resumed run stops at once
     result = resume(tmp_path / "r", engine=ScriptedEngine(reply), domain=domain, evaluate=slow, progress=False, time_budget_s=spent)
     assert len(result.steps) == n and result.stop_reason == f"time budget ({spent} s) reached"
     best = RunRecord(tmp_path / "r").read_best()

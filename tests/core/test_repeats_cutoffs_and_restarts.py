@@ -1,12 +1,12 @@
-"""What the first real-model runs showed, each fixed and held here with scripted replies (issue 14):
+"""What real-model runs showed, each fixed and held here with scripted replies:
 
 - repeats: a proposal equal to the current value or to one already evaluated is re-asked (named, temperature above
   0, seeds from the step's), never evaluated again, inside the same LLM-call accounting;
 - overshoot: after a worse step the chain steps from its best and says the last change made things worse;
 - cut-off replies (finish_reason "length") are never trimmed into a value; the re-ask quotes only their tail;
 - momentum is a compact table of past attempts, not the attempts verbatim;
-- restarts (session 7): after an edit that did not beat the best, the chain can write a new value from scratch
-  (from the task: zero-shot's own requests; or from the best's evaluation), then edit the best again.
+- restarts: after an edit that did not beat the best, the chain writes a new value from the best's evaluation,
+  then edits the best again.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from tgdomains.run import optimize
 
 @dataclass(frozen=True)
 class _Reply(Completion):
-    finish_reason: str | None = None  # what the engines of issue 11 report; redeclared so this runs either way
+    finish_reason: str | None = None
 
 
 class CutEngine(BaseEngine):

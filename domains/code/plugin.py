@@ -22,6 +22,9 @@ class CodeDomain(Domain):
 
     name = "code"
     default_iterations = 5  # the TextGrad paper's code experiment: up to 5 updates
+    # independent samples solved more problems on the hidden tests than every TGD setting at equal LLM calls
+    # (bench/quality: 9 and 9 of 14 against the chain's 7 and 5 over two seeds)
+    default_strategy = "zero-shot"
 
     def __init__(self, limits: Limits | None = None) -> None:
         self.limits = limits or Limits()

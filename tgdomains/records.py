@@ -39,7 +39,7 @@ class StepStatus(str, Enum):
         return self.value
 
 
-# steps recorded before `Step.restart` was stored (session 7-8 run directories) said so only in their feedback,
+# steps recorded before `Step.restart` was stored (older run directories) said so only in their feedback,
 # which began with this (frozen: the text those files hold, whatever the chain writes now)
 _LEGACY_RESTART_FEEDBACK = "(restart from the "
 
@@ -48,7 +48,7 @@ _LEGACY_RESTART_FEEDBACK = "(restart from the "
 class Step:
     """One line of steps.jsonl: a candidate, where it came from, what it scored and what it cost.
 
-    `id` is the line index; `parent` (and `merge_with`) are ids of earlier steps, so the file is a family tree.
+    `id` is the line index; `parent` is the id of an earlier step, so the file is a family tree.
     `duplicate_of` names the earlier step whose evaluation this one reuses (the value was seen before).
     """
 
@@ -64,8 +64,6 @@ class Step:
     usage: Mapping[str, float] = field(default_factory=dict)  # LLM usage of this step alone
     eval_s: float = 0.0
     step_s: float = 0.0
-    merge_with: int | None = None  # population search: the second parent of a merge child
-    rejected: bool = False  # accept-only-improvements: worse than its parent, so the chain went on from the best
     restart: bool = False  # a new value written from scratch instead of an edit of its parent (the chain's restart)
     elapsed_s: float = 0.0  # the run's wall time when this step was written, every session of it together
 
@@ -94,10 +92,6 @@ class Step:
             "status": self.status.value, "problem": self.problem, "usage": dict(self.usage),
             "eval_s": self.eval_s, "step_s": self.step_s, "elapsed_s": self.elapsed_s,
         }
-        if self.merge_with is not None:
-            d["merge_with"] = self.merge_with
-        if self.rejected:
-            d["rejected"] = True
         if self.restart:
             d["restart"] = True
         return d
@@ -109,7 +103,7 @@ class Step:
                    value=d["value"], evaluation=Evaluation.from_dict(d["evaluation"]), status=d["status"],
                    parent=d.get("parent"), duplicate_of=d.get("duplicate_of"), feedback=d.get("feedback", ""),
                    problem=d.get("problem", ""), usage=d.get("usage", {}), eval_s=d.get("eval_s", 0.0),
-                   step_s=d.get("step_s", 0.0), merge_with=d.get("merge_with"), rejected=d.get("rejected", False),
+                   step_s=d.get("step_s", 0.0),
                    restart=d.get("restart", d.get("feedback", "").startswith(_LEGACY_RESTART_FEEDBACK)),
                    elapsed_s=d.get("elapsed_s", 0.0))
 

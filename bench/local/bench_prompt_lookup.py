@@ -13,7 +13,8 @@ on, so the second ask reuses the first's prompt batches) and records:
   prompt lookup gives the same reply (same seed, same reply).
 
     python bench/local/bench_prompt_lookup.py --per-kind 1 --draft-tokens 3 10 --out results_prompt_lookup.json
-    python bench/local/bench_prompt_lookup.py --model tiny --per-kind 2 --max-tokens 256     # the 135M model
+    python bench/local/bench_prompt_lookup.py --model tiny --per-kind 1 --draft-tokens 3 10 --max-tokens 128
+    python bench/local/bench_prompt_lookup.py --batch-cost --out results_batch_cost.json   # one pass per batch size
 """
 
 from __future__ import annotations
@@ -36,6 +37,40 @@ CASSETTES = ROOT / "bench" / "quality" / "cassettes"
 # (label, cassette domain folder, request kind)
 KINDS = [("code step", "code", "step"), ("plan step", "radiotherapy", "step"), ("SMILES step", "molecules", "step"),
          ("feedback", "code", "feedback"), ("feedback", "molecules", "feedback")]
+
+
+def batch_cost(model: str | None, threads: int, sizes: tuple[int, ...] = (1, 2, 3, 4, 6, 8, 11),
+               repeats: int = 3) -> dict:
+    """Milliseconds one decoding forward pass takes for a batch of n tokens (logits for each, as a verification
+    of n - 1 drafts needs), after a 300-token prompt; best of `repeats`. Drafting pays when the tokens a pass
+    yields grow faster than its cost."""
+    import llama_cpp
+
+    from tgdomains.engines.local import resolve_model_path
+
+    llm = llama_cpp.Llama(str(resolve_model_path(model)), n_ctx=2048, n_batch=256, n_ubatch=256, n_threads=threads,
+                          n_threads_batch=threads, verbose=False)
+    text = "def fib(n):\n    if n < 2:\n        return n\n    return fib(n - 1) + fib(n - 2)\n" * 12
+    prompt = llm.tokenize(text.encode())[:300]
+    llm.reset()
+    t0 = time.perf_counter()
+    llm.eval(prompt)
+    prompt_s = time.perf_counter() - t0
+    base = llm.n_tokens
+    ms = {}
+    for n in sizes:
+        best = float("inf")
+        for _ in range(repeats):
+            llm.n_tokens = base
+            llm._ctx.kv_cache_seq_rm(-1, base, -1)
+            t0 = time.perf_counter()
+            llm._batch.set_batch(batch=prompt[:n], n_past=base, logits_all=True)
+            llm._ctx.decode(llm._batch)
+            best = min(best, time.perf_counter() - t0)
+        ms[n] = round(best * 1000, 1)
+        print(f"batch of {n}: {ms[n]} ms ({ms[n] / n:.1f} ms a token)", flush=True)
+    llm.close()
+    return {"prompt_tokens_per_s": round(len(prompt) / prompt_s, 1), "ms_per_pass": ms}
 
 
 def pick_requests(per_kind: int, max_recorded_tokens: int) -> list[tuple[str, str, Request, int]]:
@@ -85,13 +120,21 @@ def timed_ask(engine, request: Request) -> dict:
 
 
 def measure(model: str | None, threads: int, draft_sizes: list[int], per_kind: int, max_tokens: int | None,
-            max_recorded_tokens: int) -> dict:
+            max_recorded_tokens: int, out: Path | None = None) -> dict:
+    """Every picked request without and with prompt lookup; `out` is rewritten after each row (a run cut short
+    keeps what it measured)."""
     from tgdomains.engines.local import LocalEngine
 
     requests = pick_requests(per_kind, max_recorded_tokens)
     plain = LocalEngine(model, n_threads=threads)
     lookups = {k: LocalEngine(model, n_threads=threads, prompt_lookup=k) for k in draft_sizes}
-    rows = []
+
+    def results() -> dict:
+        return {"model": plain.model, "threads": threads, "draft_sizes": draft_sizes, "max_tokens": max_tokens,
+                "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "load": os.getloadavg()},
+                "rows": rows, "summary": summarize(rows)}
+
+    rows: list[dict] = []
     for label, mode, request, recorded in requests:
         if max_tokens is not None:
             request = Request(request.model, request.messages, request.temperature, max_tokens, request.seed,
@@ -119,9 +162,9 @@ def measure(model: str | None, threads: int, draft_sizes: list[int], per_kind: i
                 "call_s_with", "same_reply", "same_seed_same_reply")}) +
                 f" decode tok/s {without['decode_tokens_per_s']} -> {with_lookup['decode_tokens_per_s']}"
                 f" tokens {without['completion_tokens']} -> {with_lookup['completion_tokens']}", flush=True)
-    return {"model": plain.model, "threads": threads, "draft_sizes": draft_sizes, "max_tokens": max_tokens,
-            "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "load": os.getloadavg()},
-            "rows": rows, "summary": summarize(rows)}
+            if out is not None:
+                out.write_text(json.dumps(results(), indent=1) + "\n")
+    return results()
 
 
 def summarize(rows: list[dict]) -> list[dict]:
@@ -159,9 +202,17 @@ def main() -> None:
     parser.add_argument("--max-recorded-tokens", type=int, default=400,
                         help="only requests whose recorded reply is at most this long (default 400)")
     parser.add_argument("--out", type=Path, default=None, help="write the results here (JSON)")
+    parser.add_argument("--batch-cost", action="store_true",
+                        help="only time one forward pass per batch size (what a verification costs) and stop")
     args = parser.parse_args()
+    if args.batch_cost:
+        results = {"threads": args.threads, "model": args.model or "default",
+                   "load": os.getloadavg(), **batch_cost(args.model, args.threads)}
+        if args.out:
+            args.out.write_text(json.dumps(results, indent=1) + "\n")
+        return
     results = measure(args.model, args.threads, args.draft_tokens, args.per_kind, args.max_tokens,
-                      args.max_recorded_tokens)
+                      args.max_recorded_tokens, args.out)
     print("| kind | mode | drafts | requests | decode tok/s without | with | acceptance | call s without | with "
           "| same reply | same seed, same reply |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
@@ -170,8 +221,6 @@ def main() -> None:
               f"{s['decode_tokens_per_s_without']} | "
               f"{s['decode_tokens_per_s_with']} | {s['acceptance']} | {s['call_s_without']} | {s['call_s_with']} | "
               f"{s['same_reply']} | {s['same_seed_same_reply'] or '-'} |")
-    if args.out:
-        args.out.write_text(json.dumps(results, indent=1) + "\n")
 
 
 if __name__ == "__main__":

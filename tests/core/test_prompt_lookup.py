@@ -21,7 +21,7 @@ needs_model = pytest.mark.skipif(not (select_module.local_runtime_available() an
 CASSETTE = Path(__file__).resolve().parents[2] / "bench/quality/cassettes/molecules/DRD2-acetamide/tgd-chain.jsonl"
 
 
-def recorded_step(greedy: bool, max_tokens: int = 40) -> Request:
+def recorded_step(greedy: bool, max_tokens: int = 24) -> Request:
     """The first SMILES step request of a recorded molecules run at temperature 0 (greedy) or above (sampled),
     with a short token limit so the test stays quick."""
     for line in CASSETTE.read_text(encoding="utf-8").splitlines():

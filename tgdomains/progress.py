@@ -401,8 +401,8 @@ class BatchProgress:
             )
 
             self._bar = Progress(TextColumn("instances"), BarColumn(), MofNCompleteColumn(),
-                                 TextColumn("{task.fields[summary]}"), TimeElapsedColumn(),
-                                 TextColumn("left"), TimeRemainingColumn(), console=self.console,
+                                 TextColumn("{task.fields[summary]};"), TimeElapsedColumn(), TextColumn("elapsed,"),
+                                 TimeRemainingColumn(), TextColumn("left"), console=self.console,
                                  redirect_stdout=False, redirect_stderr=True)
             self._task = self._bar.add_task("batch", total=total, summary=self._summary())
             self._bar.start()

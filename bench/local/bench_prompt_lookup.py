@@ -12,9 +12,10 @@ on, so the second ask reuses the first's prompt batches) and records:
 - whether the reply is byte-identical to the one without; for sampled requests also whether asking again with
   prompt lookup gives the same reply (same seed, same reply).
 
-    python bench/local/bench_prompt_lookup.py --per-kind 1 --draft-tokens 3 10 --out results_prompt_lookup.json
+    TGDOMAINS_LOCAL_THREADS=1 python bench/local/bench_prompt_lookup.py --per-kind 1 --draft-tokens 3 10 \
+        --max-tokens 320 --out bench/local/results_prompt_lookup.json
     python bench/local/bench_prompt_lookup.py --model tiny --per-kind 1 --draft-tokens 3 10 --max-tokens 128
-    python bench/local/bench_prompt_lookup.py --batch-cost --out results_batch_cost.json   # one pass per batch size
+    python bench/local/bench_prompt_lookup.py --batch-cost --out bench/local/results_batch_cost.json
 """
 
 from __future__ import annotations

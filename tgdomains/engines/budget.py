@@ -124,9 +124,9 @@ class Meter(RunEngine):
 
     refused = False
 
-    def _complete(self, request: Request) -> Completion:
+    def _stream(self, request: Request, on_progress: ProgressCallback | None) -> Completion:  # `_complete` too
         try:
-            return super()._complete(request)
+            return super()._stream(request, on_progress)
         except BudgetExceeded:
             self.refused = True
             raise

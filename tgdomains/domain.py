@@ -37,7 +37,8 @@ class Domain(Protocol):
     """What the core calls on a domain plug-in. Subclass `BaseDomain`: it gives every optional method its default,
     so a new domain writes only `name`, `load`, `context`, `initial`, `parse` and `evaluate`.
     Instances are domain-defined objects with an ``id: str`` attribute (picklable: batches send them to worker
-    processes, and `tgdomains.run.resume` reads them back)."""
+    processes). `tgdomains.run.resume` rebuilds one with `load` from the arguments run.json stores (BaseDomain's
+    `instance_args` says what they are for an instance built in Python)."""
 
     name: str
     default_iterations: int  # what a run does when it is not told how many iterations
@@ -102,6 +103,11 @@ class BaseDomain:
     def load_many(self, args: dict[str, Any]) -> list[Any]:
         """A batch of the one instance `load` gives."""
         return [self.load(args)]
+
+    def instance_args(self, instance: Any) -> dict[str, Any] | None:
+        """The JSON-able arguments `load` rebuilds `instance` from (stored in run.json, so that `resume(run_dir)`
+        needs nothing else), or None when the instance has none (resuming it then needs ``instance=``)."""
+        return None
 
     def context(self, instance: Any) -> str:
         raise NotImplementedError(f"{type(self).__name__}.context(instance)")

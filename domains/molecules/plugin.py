@@ -18,6 +18,7 @@ from domains.molecules.docking import (
     DEFAULT_EXHAUSTIVENESS,
     DEFAULT_SEED,
     DEFAULT_TARGET,
+    DEFAULT_TIME_LIMIT_S,
     DockingSettings,
     check_target,
 )
@@ -73,6 +74,8 @@ class MoleculesDomain(BaseDomain):
         group.add_argument("--docking-cache", default=None,
                            help="docking cache directory (default $TGDOMAINS_CACHE_DIR/docking, i.e. ~/.cache/tgdomains/docking)")
         group.add_argument("--docking-workers", type=integer(1), default=None, help="docking processes (default: CPU cores)")
+        group.add_argument("--docking-time-limit", type=number(1), default=DEFAULT_TIME_LIMIT_S, metavar="SECONDS",
+                           help="stop one molecule's docking after this long and score it invalid (default %(default)g)")
         group.add_argument("--vina-weight", type=number(0), default=1.0, help="weight of the Vina term (default 1)")
         group.add_argument("--qed-weight", type=number(0), default=1.0, help="weight of the 1 − QED term (default 1)")
         group.add_argument("--mw-min", type=number(0), default=None, help="constraint: lowest molecular weight, g/mol")
@@ -111,7 +114,7 @@ class MoleculesDomain(BaseDomain):
         docking = DockingSettings(
             backend=args.get("backend", DEFAULT_BACKEND), exhaustiveness=args.get("exhaustiveness", DEFAULT_EXHAUSTIVENESS),
             seed=args.get("docking_seed", DEFAULT_SEED), cache_dir=args.get("docking_cache"),
-            workers=args.get("docking_workers"),
+            workers=args.get("docking_workers"), time_limit_s=args.get("docking_time_limit", DEFAULT_TIME_LIMIT_S),
         ).checked()
         return MoleculeTask(target=check_target(target), start=start_smiles, objective=objective, docking=docking,
                             smiles=args.get("smiles"))

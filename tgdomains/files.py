@@ -82,24 +82,32 @@ def read_text(path: str | os.PathLike[str], limit: int, *, what: str = "file") -
         raise UnsafeFileError(f"{what} {path} is not UTF-8 text (byte {exc.start})") from None
 
 
-def load_yaml(text: str, where: str, *, limit: int = 4 * MIB) -> Any:
+def load_yaml(text: str, where: str, *, limit: int = 4 * MIB, max_nodes: int = 100_000) -> Any:
     """YAML text as plain data (mappings, lists, strings, numbers, booleans, null), with bounds: at most `limit`
-    characters, no aliases (``*name``) and no more than ~100k nodes. A mistake is an `UnsafeFileError`
+    characters, no aliases (``*name``) and at most `max_nodes` values. A mistake is an `UnsafeFileError`
     ``WHERE, line N: what`` whose text never quotes the document, so a hostile file cannot make it long."""
+    return compose_yaml(text, where, limit=limit, max_nodes=max_nodes)[0]
+
+
+def compose_yaml(text: str, where: str, *, limit: int = 4 * MIB, max_nodes: int = 100_000) -> tuple[Any, Any]:
+    """`load_yaml`'s data and the YAML node tree it was built from (for messages that name a line)."""
     import yaml
 
     if len(text) > limit:
         raise UnsafeFileError(f"{where}: {len(text):,} characters of YAML, over the limit of {limit:,}")
     loader = _bounded_loader_class()(text)
+    loader.max_nodes = max_nodes
     try:
-        return loader.get_single_data()
+        node = loader.get_single_node()
+        return (loader.construct_document(node) if node is not None else None), node
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = f", line {mark.line + 1}" if mark is not None else ""
         problem = " ".join(str(exc.problem or exc.context or "unreadable").split())[:200]
         raise UnsafeFileError(f"{where}{line}: not valid YAML ({problem})") from None
     except yaml.YAMLError as exc:
-        raise UnsafeFileError(f"{where}: not valid YAML ({str(exc).splitlines()[0][:200] if str(exc) else ''})") from None
+        first = (str(exc).splitlines() or [""])[0][:200]
+        raise UnsafeFileError(f"{where}: not valid YAML ({first})") from None
     except RecursionError:
         raise UnsafeFileError(f"{where}: YAML nested too deeply") from None
     except (ValueError, TypeError, OverflowError) as exc:  # e.g. an integer over Python's digit limit
@@ -108,24 +116,22 @@ def load_yaml(text: str, where: str, *, limit: int = 4 * MIB) -> Any:
         loader.dispose()
 
 
-MAX_YAML_NODES = 100_000
-
-
 def _bounded_loader_class() -> type:
     import yaml
 
     class BoundedLoader(yaml.SafeLoader):
-        """yaml's SafeLoader that refuses aliases and stops past MAX_YAML_NODES nodes."""
+        """yaml's SafeLoader that refuses aliases and stops past `max_nodes` nodes."""
 
         nodes = 0
+        max_nodes = 100_000
 
         def compose_node(self, parent: Any, index: Any) -> Any:
             if self.check_event(yaml.AliasEvent):
                 event = self.peek_event()
                 raise yaml.composer.ComposerError(None, None, "aliases (*name) are not accepted", event.start_mark)
             self.nodes += 1
-            if self.nodes > MAX_YAML_NODES:
-                raise yaml.composer.ComposerError(None, None, f"more than {MAX_YAML_NODES:,} values",
+            if self.nodes > self.max_nodes:
+                raise yaml.composer.ComposerError(None, None, f"more than {self.max_nodes:,} values",
                                                   self.peek_event().start_mark)
             return super().compose_node(parent, index)
 

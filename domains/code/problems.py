@@ -111,12 +111,9 @@ def _read_records(path: Path) -> list[dict]:
 
 
 def _yaml_records(path: Path, text: str) -> list[dict]:
-    import yaml
+    from tgdomains.files import load_yaml
 
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ValueError(f"{path}: not valid YAML ({exc})") from None
+    data = load_yaml(text, str(path), limit=16 << 20, max_nodes=1_000_000)  # no aliases; size, values, error bounded
     records = data.get("problems") if isinstance(data, dict) and "problems" in data else data
     records = [records] if isinstance(records, dict) else records
     if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):

@@ -24,9 +24,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import tempfile
 import time
+import warnings
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -147,22 +149,46 @@ class DockingCache:
         return self.directory / key[:2] / f"{key}.json"
 
     def get(self, smiles: str, target: str, settings: DockingSettings) -> DockingResult | None:
+        """The stored result, or None: missing, half-written (a killed process), a link, or not the result of
+        exactly this docking (the cache folder may be shared: an entry is data to check, never trusted)."""
+        from tgdomains.files import read_bytes
+
         path = self._path(self.key(smiles, target, settings.backend, settings.exhaustiveness, settings.seed))
         try:
-            data = json.loads(path.read_text())
-        except (OSError, ValueError):  # missing, or a half-written file from a killed process
+            data = json.loads(read_bytes(path, 1 << 20, what="docking cache entry"))
+        except (OSError, ValueError, RecursionError):  # UnsafeFileError is a ValueError
             return None
-        return replace(DockingResult.from_dict(data), cached=True)
+        expected = {"smiles": smiles, "target": target, "backend": settings.backend,
+                    "exhaustiveness": settings.exhaustiveness, "seed": settings.seed}
+        if not isinstance(data, dict) or any(data.get(k) != v for k, v in expected.items()):
+            return None
+        vina, error = data.get("vina"), data.get("error")
+        if not (vina is None and isinstance(error, str)) and not (
+                isinstance(vina, (int, float)) and not isinstance(vina, bool) and math.isfinite(vina)):
+            return None
+        try:
+            return replace(DockingResult.from_dict(data), cached=True)
+        except (TypeError, ValueError):
+            return None
 
     def put(self, result: DockingResult) -> None:
+        """Store `result`; a cache folder that cannot be written costs a warning, never the docking."""
         key = self.key(result.smiles, result.target, result.backend, result.exhaustiveness, result.seed)
         path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # Write then rename: a reader never sees a partial file, even if this process is killed mid-write.
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        with os.fdopen(fd, "w") as handle:
-            json.dump(result.to_dict(), handle)
-        os.replace(tmp, path)
+        tmp = None
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            # Write then rename: a reader never sees a partial file, even if this process is killed mid-write.
+            fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+            with os.fdopen(fd, "w") as handle:
+                json.dump(result.to_dict(), handle)
+            os.replace(tmp, path)
+        except OSError as exc:
+            if tmp is not None:
+                Path(tmp).unlink(missing_ok=True)
+            from tgdomains.caches import cache_warning
+
+            warnings.warn(cache_warning(self.directory, exc), stacklevel=2)
 
     def __len__(self) -> int:
         return sum(1 for _ in self.directory.glob("*/*.json")) if self.directory.exists() else 0

@@ -82,22 +82,32 @@ def read_text(path: str | os.PathLike[str], limit: int, *, what: str = "file") -
         raise UnsafeFileError(f"{what} {path} is not UTF-8 text (byte {exc.start})") from None
 
 
+MAX_YAML_DEPTH = 100  # nested collections; deeper is refused before the (C) composer recurses into it
+
+
 def load_yaml(text: str, where: str, *, limit: int = 4 * MIB, max_nodes: int = 100_000) -> Any:
     """YAML text as plain data (mappings, lists, strings, numbers, booleans, null), with bounds: at most `limit`
-    characters, no aliases (``*name``) and at most `max_nodes` values. A mistake is an `UnsafeFileError`
-    ``WHERE, line N: what`` whose text never quotes the document, so a hostile file cannot make it long."""
+    characters, no aliases (``*name``), at most `max_nodes` values nested at most MAX_YAML_DEPTH deep. A mistake is
+    an `UnsafeFileError` ``WHERE, line N: what`` whose text never quotes the document, so a hostile file cannot
+    make it long."""
     return compose_yaml(text, where, limit=limit, max_nodes=max_nodes)[0]
 
 
 def compose_yaml(text: str, where: str, *, limit: int = 4 * MIB, max_nodes: int = 100_000) -> tuple[Any, Any]:
-    """`load_yaml`'s data and the YAML node tree it was built from (for messages that name a line)."""
+    """`load_yaml`'s data and the YAML node tree it was built from (for messages that name a line).
+
+    Two passes of yaml's safe loader (libyaml's when installed): the first reads only the event stream and refuses
+    an alias, a value past `max_nodes` or a collection past MAX_YAML_DEPTH, so the second, which builds the nodes
+    and the data, only ever sees a document of bounded size."""
     import yaml
 
     if len(text) > limit:
         raise UnsafeFileError(f"{where}: {len(text):,} characters of YAML, over the limit of {limit:,}")
-    loader = _bounded_loader_class()(text)
-    loader.max_nodes = max_nodes
+    safe_loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    loader = None
     try:
+        _check_events(yaml.parse(text, Loader=safe_loader), max_nodes)
+        loader = safe_loader(text)
         node = loader.get_single_node()
         return (loader.construct_document(node) if node is not None else None), node
     except yaml.MarkedYAMLError as exc:
@@ -113,29 +123,29 @@ def compose_yaml(text: str, where: str, *, limit: int = 4 * MIB, max_nodes: int 
     except (ValueError, TypeError, OverflowError) as exc:  # e.g. an integer over Python's digit limit
         raise UnsafeFileError(f"{where}: not valid YAML ({str(exc)[:200]})") from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
 
 
-def _bounded_loader_class() -> type:
+def _check_events(events: Any, max_nodes: int) -> None:
+    """Refuse (as a yaml ComposerError at the event's line) an alias, too many values, or too deep a nesting."""
     import yaml
 
-    class BoundedLoader(yaml.SafeLoader):
-        """yaml's SafeLoader that refuses aliases and stops past `max_nodes` nodes."""
-
-        nodes = 0
-        max_nodes = 100_000
-
-        def compose_node(self, parent: Any, index: Any) -> Any:
-            if self.check_event(yaml.AliasEvent):
-                event = self.peek_event()
-                raise yaml.composer.ComposerError(None, None, "aliases (*name) are not accepted", event.start_mark)
-            self.nodes += 1
-            if self.nodes > self.max_nodes:
-                raise yaml.composer.ComposerError(None, None, f"more than {self.max_nodes:,} values",
-                                                  self.peek_event().start_mark)
-            return super().compose_node(parent, index)
-
-    return BoundedLoader
+    nodes = depth = 0
+    for event in events:
+        if isinstance(event, yaml.AliasEvent):
+            problem = "aliases (*name) are not accepted"
+        elif isinstance(event, (yaml.ScalarEvent, yaml.SequenceStartEvent, yaml.MappingStartEvent)):
+            nodes += 1
+            depth += not isinstance(event, yaml.ScalarEvent)
+            if nodes <= max_nodes and depth <= MAX_YAML_DEPTH:
+                continue
+            problem = f"more than {max_nodes:,} values" if nodes > max_nodes else \
+                f"nested more than {MAX_YAML_DEPTH} deep"
+        else:
+            depth -= isinstance(event, (yaml.SequenceEndEvent, yaml.MappingEndEvent))
+            continue
+        raise yaml.composer.ComposerError(None, None, problem, event.start_mark)
 
 
 def _kind(mode: int) -> str:

@@ -22,8 +22,9 @@ import numpy as np
 
 from domains.radiotherapy import dvh
 
-MAX_GOAL_FILE_BYTES = 1 << 20  # a goal file is a few hundred bytes; a thousand goals fit in well under this
+MAX_GOAL_FILE_BYTES = 256 << 10  # a goal file is a few hundred bytes; a thousand goals fit in under 100 KiB
 MAX_GOALS = 1000
+MAX_GOAL_FILE_VALUES = 20 * MAX_GOALS  # YAML values: 9 per goal
 COMPARATORS = ("<", "<=", ">", ">=")
 GOAL_FIELDS = ("structure", "metric", "comparator", "value")
 _DOSE_AT_VOLUME = re.compile(r"^D(\d+(?:\.\d+)?)$")
@@ -111,7 +112,7 @@ def load_goals(source: str | Path, structures: Sequence[str] | None = None) -> G
 
     text, where = _read(source)
     try:
-        data, root = compose_yaml(text, where, limit=MAX_GOAL_FILE_BYTES)
+        data, root = compose_yaml(text, where, limit=MAX_GOAL_FILE_BYTES, max_nodes=MAX_GOAL_FILE_VALUES)
     except UnsafeFileError as exc:
         raise GoalFileError(str(exc)) from None
     if not isinstance(data, dict) or "goals" not in data:

@@ -45,7 +45,7 @@ def test_yaml_without_aliases_still_has_a_node_cap_and_a_size_cap():
 
 @pytest.mark.parametrize(("text", "expected"), [
     ("a: !!python/object/apply:os.system ['true']\n", "could not determine a constructor"),
-    ("[" * 5000, "nested too deeply"),
+    ("[" * 5000, "nested more than 100 deep"),
     ("n: " + "9" * 5000 + "\n", "not valid YAML"),
     ("a: 1\na: [\n", "line"),
 ], ids=["python-tag", "deep", "long-integer", "cut"])

@@ -64,7 +64,7 @@ def test_a_goal_file_that_is_a_link_a_fifo_or_too_large_is_refused(tmp_path):
     with pytest.raises(GoalFileError, match=f"goal file {fifo} is a FIFO"):  # refused, never waited on
         load_goals(fifo, ["PTV"])
     big = tmp_path / "big.yaml"
-    big.write_text(GOOD_GOALS + "#" * (2 << 20))
+    big.write_text(GOOD_GOALS + "#" * (1 << 20))
     with pytest.raises(GoalFileError, match=f"goal file {big} is .* bytes, over the limit"):
         load_goals(big, ["PTV"])
 

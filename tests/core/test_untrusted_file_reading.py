@@ -104,8 +104,11 @@ def test_a_cassette_line_without_text_is_skipped_with_a_warning(tmp_path):
     broken["text"] = None
     cassette.write_text("\n".join([json.dumps(broken), lines[1], "[1, 2]"]) + "\n")
     replay = ReplayEngine(cassette)
-    with pytest.warns(UserWarning, match="line 1 has no reply text; skipped"):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         assert replay.generate(MSG + [{"role": "user", "content": "More."}]).text == "two"
+    assert [str(w.message).split(": ", 1)[1] for w in caught] == [
+        f"line {n} has no reply text; skipped (a request that needed it is a miss)" for n in (1, 3)]
     with pytest.raises(KeyError):  # the skipped exchange is a miss, as a line that was never recorded
         replay.generate(MSG)
     assert replay.misses == 1

@@ -3,7 +3,7 @@ integer arithmetic expressions scored against a target number — and the core's
 
 To add a domain:
 1. Copy this file to ``domains/<name>/plugin.py`` (or anywhere importable) and write the five methods marked
-   REQUIRED; everything else has a default in `BaseDomain` (flags, batches, objectives, finalize, report ...).
+   REQUIRED; everything else has a default in `Domain` (flags, batches, objectives, finalize, report ...).
    As the domain grows, move the instance type and the evaluator class to ``domains/<name>/evaluator.py``: that is
    where code, molecules and radiotherapy keep theirs (docs/architecture.md, "One shape for every domain").
 2. Register the class in ``pyproject.toml`` and reinstall (``pip install -e .``):
@@ -24,7 +24,7 @@ import operator
 from dataclasses import dataclass
 from typing import Any
 
-from tgdomains.domain import BaseDomain, ParseError, Start
+from tgdomains.domain import Domain, ParseError, Start
 from tgdomains.evaluation import Evaluation
 from tgdomains.parsing import strip_fence
 
@@ -67,7 +67,7 @@ class ArithmeticEvaluator:
                           text=f"The expression equals {got}; the target is {self.target.number} (off by {gap}).")
 
 
-class ArithmeticDomain(BaseDomain):
+class ArithmeticDomain(Domain):
     """Find an expression of small integers with + - * whose value equals the target."""
 
     name = "arithmetic"

@@ -7,6 +7,7 @@
 # extra arguments go to `tgdomains optimize` (e.g. --no-cache to time it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+python3 scripts/ready.py 2>/dev/null || bash scripts/setup.sh  # a fresh machine or clone: set up first
 export OPENBLAS_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE
 export TGDOMAINS_LOCAL_THREADS="${TGDOMAINS_LOCAL_THREADS:-2}"
 run_dir="runs/demo-$(date +%Y%m%d-%H%M%S)"

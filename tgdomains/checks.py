@@ -15,7 +15,7 @@ import math
 import pickle
 from typing import Any
 
-from tgdomains.domain import BaseDomain, Domain, ParseError, Start
+from tgdomains.domain import Domain, ParseError, Start
 from tgdomains.evaluation import Evaluation
 
 # Replies no domain may accept as a candidate: empty, prose, a cut-off tag, control characters.
@@ -35,8 +35,7 @@ def check_domain(domain: Domain, args: dict[str, Any], *, engine: Any = None) ->
             raise DomainCheckError(f"{type(domain).__name__}: {name}" + (f" (found: {found!r})" if found != "" else ""))
         passed.append(name)
 
-    check("is a tgdomains.domain.Domain (subclass BaseDomain)", isinstance(domain, Domain) and
-          isinstance(domain, BaseDomain), type(domain).__mro__)
+    check("is a tgdomains.domain.Domain (a subclass of it)", isinstance(domain, Domain), type(domain).__mro__)
     check("name is a non-empty identifier-like string", isinstance(domain.name, str) and domain.name.strip() != ""
           and " " not in domain.name, domain.name)
     check("default_iterations is a positive int", isinstance(domain.default_iterations, int)

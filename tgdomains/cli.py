@@ -9,22 +9,21 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import Field, fields
 from typing import Any
 
 from tgdomains.argtypes import integer, number
 from tgdomains.records import RecordWriteError
 from tgdomains.runlock import RunDirectoryLocked
 
-# Flags of the run loop (RunConfig) and of strategies; everything else on the command line is the domain's.
+# Flags of the run loop (RunConfig); strategies' flags come from their fields (`strategy_fields`); everything else
+# on the command line is the domain's.
 RUN_FLAGS = {"iterations": "iterations", "seed": "seed", "temperature": "temperature", "max_tokens": "max_tokens",
              "token_budget": "token_budget", "cost_budget": "cost_budget", "time_budget": "time_budget_s",
              "evaluation_budget": "evaluation_budget", "llm_call_budget": "llm_call_budget"}
-STRATEGY_FLAGS = ("momentum", "one_call", "accept_only_improvements", "restart", "restarts_in_a_row", "restart_first",
-                  "show_evaluation", "firm_critic", "population", "proposals", "merge", "samples",
-                  "constrained")
 CORE_KEYS = {"command", "domain", "strategy", "run_dir", "resume", "engine", "model", "base_url", "model_path",
              "no_cache", "cache_path", "record", "replay", "quiet", "json", "workers", "ray_address", "out", "price",
-             "baseline", *RUN_FLAGS, *STRATEGY_FLAGS}
+             *RUN_FLAGS}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -60,12 +59,14 @@ def _parser(argv: list[str]) -> argparse.ArgumentParser:
                                   ("batch", "optimize many instances concurrently", True)]:
         p = sub.add_parser(name, help=helptext)
         p.add_argument("domain", help="code | molecules | radiotherapy (any registered domain)")
-        if name != "evaluate":
-            _add_run_arguments(p, batch)
-        p.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
         # Only the chosen domain's flags are added: its plug-in is imported here, not for --help of others.
-        if len(argv) >= 2 and argv[0] == name and not argv[1].startswith("-"):
-            _add_domain_arguments(p, argv[1], batch)
+        domain = _named_domain(argv[1]) if len(argv) >= 2 and argv[0] == name and not argv[1].startswith("-") \
+            else None
+        if name != "evaluate":
+            _add_run_arguments(p, batch, domain)
+        p.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
+        if domain is not None:
+            domain.add_arguments(p, batch=batch)
     p = sub.add_parser("report", help="plots and a Markdown summary of a run directory")
     p.add_argument("run_dir")
     p.add_argument("--out", help="output directory (default: RUN_DIR/report)")
@@ -75,13 +76,26 @@ def _parser(argv: list[str]) -> argparse.ArgumentParser:
     return parser
 
 
-def _add_domain_arguments(p: argparse.ArgumentParser, domain_name: str, batch: bool) -> None:
+def _named_domain(name: str):
     from tgdomains.domain import get_domain
 
     try:
-        get_domain(domain_name).add_arguments(p, batch=batch)
+        return get_domain(name)
     except KeyError:
-        pass  # reported properly when the command runs
+        return None  # reported properly when the command runs
+
+
+def strategy_fields(domain=None) -> dict[str, dict[str, Field]]:
+    """Every strategy setting a user may set: setting name -> {strategy name: its field (type, default, `help`)}.
+    A field whose metadata says `recorded=False` (how, not what: threads) is not a flag."""
+    from tgdomains.strategies import available
+
+    found: dict[str, dict[str, Field]] = {}
+    for name, cls in sorted(available(domain).items()):
+        for f in fields(cls):
+            if f.metadata.get("recorded", True):
+                found.setdefault(f.name, {})[name] = f
+    return found
 
 
 def _add_engine_arguments(p: argparse.ArgumentParser) -> None:
@@ -99,10 +113,12 @@ def _add_engine_arguments(p: argparse.ArgumentParser) -> None:
                    help="USD per million prompt,completion tokens (extends the built-in table)")
 
 
-def _add_run_arguments(p: argparse.ArgumentParser, batch: bool) -> None:
+def _add_run_arguments(p: argparse.ArgumentParser, batch: bool, domain) -> None:
+    from tgdomains.strategies import names
+
     g = p.add_argument_group("run (every strategy)")
-    g.add_argument("--strategy", help="chain (default), one-call, population, zero-shot, best-of-n, reflexion, or "
-                   "the domain's own (molecules: graph-ga; radiotherapy: optuna)")
+    default = f"default for {domain.name}: {domain.default_strategy}" if domain is not None else "default: the domain's"
+    g.add_argument("--strategy", help=f"{', '.join(names(domain))} ({default})")
     g.add_argument("--iterations", type=integer(0), help="strategy iterations at most (default: the domain's)")
     g.add_argument("--seed", type=integer())
     g.add_argument("--temperature", type=number(0))
@@ -115,33 +131,16 @@ def _add_run_arguments(p: argparse.ArgumentParser, batch: bool) -> None:
                    help="stop after this many distinct candidates were evaluated (the initial one included)")
     g.add_argument("--quiet", action="store_true", help="no progress lines")
     s = p.add_argument_group("strategy settings (each applies to the strategies named)")
-    s.add_argument("--momentum", type=integer(0), help="chain, one-call, population: past attempts shown (default 3)")
-    s.add_argument("--one-call", action="store_true", default=None,
-                   help="chain, population: feedback and new value in one LLM call per update")
-    s.add_argument("--accept-only-improvements", action="store_true", default=None,
-                   help="chain: continue from the best candidate instead of the last one")
-    s.add_argument("--restart", choices=["evaluation", "task", "never"],
-                   help="chain, one-call: after an edit that did not beat the best, write a new value from scratch, "
-                        "from the best value's evaluation (default) or from the task (a zero-shot sample); never: "
-                        "edits only (TextGrad's loop)")
-    s.add_argument("--restarts-in-a-row", type=integer(1),
-                   help="chain, one-call: restarts that did not beat the best before the best is edited again "
-                        "(default 1)")
-    s.add_argument("--restart-first", action="store_true", default=None,
-                   help="chain, one-call: restart before the first edit (with --restart task and a "
-                        "large --restarts-in-a-row: zero-shot samples until one beats the start, then edits)")
-    s.add_argument("--show-evaluation", action="store_true", default=None,
-                   help="chain: the step prompt shows the evaluation beside the feedback (TextGrad's step reads the "
-                        "feedback alone)")
-    s.add_argument("--firm-critic", action="store_true", default=None,
-                   help="chain: the critic of a value that did not pass is told not to call it correct")
-    s.add_argument("--population", type=integer(1), help="population: parents kept per iteration (implies "
-                   "--strategy population)")
-    s.add_argument("--proposals", type=integer(1), help="population: children per parent per iteration")
-    s.add_argument("--merge", action="store_true", default=None, help="population: also propose merges of two parents")
-    s.add_argument("--samples", type=integer(1), help="zero-shot, best-of-n: samples per iteration")
-    s.add_argument("--constrained", action="store_true", default=None,
-                   help="zero-shot, best-of-n: decode the samples under the domain's reply grammar, as TGD's steps")
+    for name, owners in strategy_fields(domain).items():
+        f = next(iter(owners.values()))  # the type, and the description, of the first strategy that has it
+        defaults = ", ".join(f"{o.default} ({strategy})" for strategy, o in owners.items())
+        described = f"{f.metadata.get('help', name)}; default {defaults}"
+        if isinstance(f.default, bool):
+            s.add_argument("--" + name.replace("_", "-"), action="store_true", default=None, help=described)
+        else:
+            low = f.metadata.get("min", 0)  # the smallest value a setting takes (`integer`/`number` check it)
+            kind = integer(low) if isinstance(f.default, int) else number(low) if isinstance(f.default, float) else str
+            s.add_argument("--" + name.replace("_", "-"), type=kind, help=described)
     if batch:
         g.add_argument("--out", default=None, help="directory for the batch (one run directory per instance)")
         g.add_argument("--workers", type=integer(1), default=8, help="instances optimized at once (LLM calls overlap)")
@@ -182,17 +181,19 @@ def build_engine(args: argparse.Namespace):
 
 
 def _domain_args(args: argparse.Namespace) -> dict[str, Any]:
-    return {k: v for k, v in vars(args).items() if k not in CORE_KEYS}
+    from tgdomains.domain import get_domain
+
+    strategy_flags = strategy_fields(get_domain(args.domain))
+    return {k: v for k, v in vars(args).items() if k not in CORE_KEYS and k not in strategy_flags}
 
 
-def _settings(args: argparse.Namespace) -> dict[str, Any]:
+def _settings(args: argparse.Namespace, domain) -> dict[str, Any]:
     """The run and strategy settings given on the command line (unset flags are left to the defaults)."""
+    strategy_flags = strategy_fields(domain)
     given = {RUN_FLAGS.get(k, k): v for k, v in vars(args).items()
-             if (k in RUN_FLAGS or k in STRATEGY_FLAGS) and v is not None}
+             if (k in RUN_FLAGS or k in strategy_flags) and v is not None}
     if args.strategy:
         given["strategy"] = args.strategy
-    elif "population" in given or "proposals" in given:
-        given["strategy"] = "population"
     return given
 
 
@@ -200,9 +201,9 @@ def _run_kwargs(args: argparse.Namespace, domain) -> dict[str, Any]:
     """optimize()'s settings for a fresh run; a strategy flag that the chosen strategy lacks is an error."""
     from tgdomains.strategies import setting_names
 
-    kwargs = {"strategy": "chain", **_settings(args)}
+    kwargs = {"strategy": domain.default_strategy, **_settings(args, domain)}
     known = setting_names(kwargs["strategy"], domain)
-    wrong = sorted(k for k in kwargs if k in STRATEGY_FLAGS and k not in known)
+    wrong = sorted(k for k in kwargs if k in strategy_fields(domain) and k not in known)
     if wrong:
         flags = ", ".join("--" + k.replace("_", "-") for k in wrong)
         raise ValueError(f"{flags} does not apply to --strategy {kwargs['strategy']} (its settings: "
@@ -218,7 +219,8 @@ def cmd_optimize(args: argparse.Namespace) -> int:
     engine, reason = build_engine(args)
     _say(args, f"engine: {reason}")
     if args.resume:
-        result = resume(args.resume, engine=engine, domain=domain, progress=not args.quiet, **_settings(args))
+        result = resume(args.resume, engine=engine, domain=domain, progress=not args.quiet,
+                        **_settings(args, domain))
     else:
         instance_args = _domain_args(args)
         instance = domain.load(instance_args)

@@ -64,12 +64,6 @@ class Evaluation:
             details=data.get("details", {}),
         )
 
-    def better_than(self, other: Evaluation | None) -> bool:
-        """Selection order: passed beats not passed, then higher score."""
-        if other is None:
-            return True
-        return (self.passed, self.score) > (other.passed, other.score)
-
 
 def finite_or_none(x: float) -> float | None:
     """JSON has no infinities: an invalid candidate's -inf score is stored (and shown to the LLM) as null."""

@@ -21,17 +21,15 @@ def _pick_engine(call_engine: Engine | None, op_engine: Engine | None) -> Engine
 
 
 def feedback_for_input(engine: Engine, x: Variable, output: Variable, seed: int | None,
-                       context: str = "", firm: bool = False) -> str:
+                       context: str = "") -> str:
     """One LLM call: the chain rule for one edge x -> output.
 
     A root output (the loss) has no feedback of its own: its value *is* the critique, so it is used as the
-    evaluation (`firm`: the critic is told that it reports a failure, `prompts.FIRM_CRITIC_NOTE`). Any other
-    output passes on the feedback it received.
+    evaluation. Any other output passes on the feedback it received.
     """
     if not output.gradients:
         messages = prompts.BACKWARD_EVALUATION.messages(
-            context=prompts.task_section(context), role=x.role_description, value=x.value, evaluation=output.value,
-            firm=prompts.FIRM_CRITIC_NOTE if firm else "")
+            context=prompts.task_section(context), role=x.role_description, value=x.value, evaluation=output.value)
     else:
         messages = prompts.BACKWARD_LLM_CALL.messages(
             role=x.role_description, value=x.value, output_role=output.role_description, output=output.value,

@@ -123,10 +123,9 @@ def reply_format(value: ValueFormat | None = None, *, critique_chars: int = CRIT
 
 
 def reply_format_for(domain: Any, instance: Any) -> ReplyFormat:
-    """The reply format of an optimizer request on `instance`: the domain's value grammar when it has one (an
-    optional `value_format(instance)` method), else free text."""
-    hook = getattr(domain, "value_format", None)
-    return reply_format(hook(instance) if hook is not None else None)
+    """The reply format of an optimizer request on `instance`: the domain's value grammar (free text when its
+    `value_format` gives None). A run builds it once (`RunView.reply_format`)."""
+    return reply_format(domain.value_format(instance))
 
 
 # -- building blocks for domains' value grammars --------------------------------------------------------------

@@ -13,15 +13,14 @@ if TYPE_CHECKING:
     from tgdomains.evaluation import Evaluation
 
 
-def evaluation_loss(x: Variable, evaluation: Evaluation, context: str = "", firm: bool = False) -> Variable:
-    """The loss node for a domain evaluator's verdict on `x`; backward asks for feedback from its text. `firm`:
-    when the evaluation did not pass, the critic is told so and not to call `x` correct."""
+def evaluation_loss(x: Variable, evaluation: Evaluation, context: str = "") -> Variable:
+    """The loss node for a domain evaluator's verdict on `x`; backward asks for feedback from its text."""
     loss = Variable(evaluation.text, f"evaluation of the {x.role_description}", predecessors=[x])
 
     def _backward(engine: Engine | None, seed: int | None) -> None:
         if engine is None:
             raise ValueError("evaluation_loss.backward needs an engine: call loss.backward(engine=...)")
-        x.add_gradient(feedback_for_input(engine, x, loss, seed, context, firm=firm and not evaluation.passed))
+        x.add_gradient(feedback_for_input(engine, x, loss, seed, context))
 
     loss._backward = _backward
     return loss

@@ -73,8 +73,6 @@ class TGD:
     momentum:    how many past attempts (value, score, feedback) the prompt shows.
     validate:    maps a raw extracted value to the canonical one, or raises ParseError (a domain's `parse`).
     one_call:    feedback and new value in one LLM call from the evaluation text (no backward needed).
-    show_evaluation: the step prompt shows the evaluation text given to `step` beside the feedback (TextGrad's
-                 step shows the feedback alone; a small critic's feedback can deny a failure the evaluation shows).
     reply_format: the reply's grammar (tgdomains.grammar.reply_format), sent with every step and repair request;
                  engines that constrain decoding (the local one) then never sample a reply the parser rejects.
     avoid:       values already evaluated (canonical, as `validate` returns them) -> how to name them in a re-ask
@@ -86,8 +84,7 @@ class TGD:
                  examples: list[str] | None = None, momentum: int = 0, context: str = "",
                  validate: Callable[[str], str] | None = None, one_call: bool = False, temperature: float = 0.0,
                  max_tokens: int | None = None, seed: int | None = None,
-                 reply_format: ReplyFormat | None = None, avoid: Mapping[str, str] | None = None,
-                 show_evaluation: bool = False) -> None:
+                 reply_format: ReplyFormat | None = None, avoid: Mapping[str, str] | None = None) -> None:
         self.params = list(params)
         self.engine = engine
         self.constraints = list(constraints or [])
@@ -101,7 +98,6 @@ class TGD:
         self.seed = seed
         self.reply_format = reply_format
         self.avoid = dict(avoid or {})
-        self.show_evaluation = show_evaluation
         self.memory: dict[int, deque[Attempt]] = {}
         self.reports: dict[int, StepReport] = {}
 
@@ -110,7 +106,7 @@ class TGD:
             p.gradients = []
 
     def remember(self, param: Variable, attempt: Attempt) -> None:
-        """Add a past attempt (the runner also uses this to rebuild momentum on resume)."""
+        """Add a past attempt (strategies rebuild momentum from the run's steps this way)."""
         self.memory.setdefault(id(param), deque(maxlen=max(self.momentum, 0))).append(attempt)
 
     def report(self, param: Variable) -> StepReport:
@@ -118,7 +114,7 @@ class TGD:
 
     def step(self, score: float | None = None, evaluation_text: str | None = None) -> None:
         """Update every param that requires grad. `score`: what the current values earned (for momentum);
-        `evaluation_text`: the loss text, used directly in one-call mode (and shown with `show_evaluation`)."""
+        `evaluation_text`: the loss text, used directly in one-call mode."""
         for p in self.params:
             if p.requires_grad:
                 self.reports[id(p)] = self._step_one(p, score, evaluation_text)
@@ -140,9 +136,7 @@ class TGD:
             messages = prompts.ONE_CALL_STEP.messages(evaluation=evaluation_text or p.feedback(), **sections)
         else:
             report.feedback = p.feedback() or "(no feedback)"
-            evaluation = prompts.evaluation_section(evaluation_text or "") if self.show_evaluation else ""
-            messages = prompts.TGD_STEP.messages(feedback=self._without_copies(report.feedback, p.value),
-                                                 evaluation=evaluation, **sections)
+            messages = prompts.TGD_STEP.messages(feedback=self._without_copies(report.feedback, p.value), **sections)
         old_value = p.value
         new_value = None
         try:

@@ -27,20 +27,15 @@ class Prompt:
 _CRITIC = ("You give feedback that improves one variable of a system. Be specific and actionable: name what is "
            "wrong and what to change. Do not rewrite the variable itself.")
 
-# What a real tool said about the variable, in the critic's, the one-call step's and (`show_evaluation`) the step's
+# What a real tool said about the variable, in the critic's and the one-call step's prompts
 _EVALUATED = "A real tool evaluated it:\n<EVALUATION>\n{evaluation}\n</EVALUATION>\n"
 
-# {firm}: "" (version 1's text, the default) or FIRM_CRITIC_NOTE for an evaluation that did not pass (`firm_critic`):
-# the 1.5B critic called a failing program correct in 35 of 51 code critiques (bench/quality/critic.py)
 BACKWARD_EVALUATION = Prompt(
-    "backward_evaluation", "2",
+    "backward_evaluation", "1",
     _CRITIC,
     "{context}The variable ({role}):\n<VARIABLE>\n{value}\n</VARIABLE>\n\n" + _EVALUATED + "\n"
-    "Give concise feedback on how to change the variable so the evaluation improves.{firm}",
+    "Give concise feedback on how to change the variable so the evaluation improves.",
 )
-
-FIRM_CRITIC_NOTE = (" The evaluation says the variable does not pass yet, so it is not correct: do not say that it "
-                    "is; name what is wrong and the change that fixes it.")
 
 BACKWARD_LLM_CALL = Prompt(
     "backward_llm_call", "1",
@@ -83,12 +78,10 @@ TEXT_LOSS = Prompt(
 _OPTIMIZER = (f"You improve one variable of a system from feedback. Reply with the complete new value between "
               f"<{TAG}> and </{TAG}>, and nothing else inside those tags.")
 
-# {evaluation}: "" (TextGrad's step: the feedback alone; the text of version 2) or `evaluation_section` (version 3's
-# addition): the 1.5B critic often wrote "the code is correct" beside a failing test, and the step then saw no failure
 TGD_STEP = Prompt(
-    "tgd_step", "3",
+    "tgd_step", "2",
     _OPTIMIZER,
-    "{context}The variable ({role}):\n<VARIABLE>\n{value}\n</VARIABLE>\n\n{evaluation}"
+    "{context}The variable ({role}):\n<VARIABLE>\n{value}\n</VARIABLE>\n\n"
     "Feedback on it:\n<FEEDBACK>\n{feedback}\n</FEEDBACK>\n{momentum}{examples}{constraints}\n"
     f"Write the improved variable inside <{TAG}></{TAG}>.",
 )
@@ -178,11 +171,6 @@ VERSIONS = {**{p.name: p.version for p in ALL}, **RE_ASK_VERSIONS}
 def task_section(context: str) -> str:
     """The task statement that opens a prompt, or nothing when the caller has none."""
     return f"Task:\n{context.strip()}\n\n" if context and context.strip() else ""
-
-
-def evaluation_section(text: str) -> str:
-    """What a real tool said about the variable, for the step prompt (`TGD(show_evaluation=True)`); "" for none."""
-    return _EVALUATED.format(evaluation=text.strip()) + "\n" if text and text.strip() else ""
 
 
 def bullet_section(title: str, items: list[str]) -> str:

@@ -54,7 +54,7 @@ class StepStatus(str, Enum):
         return self.value
 
 
-# steps recorded before `Step.restart` was stored (session 7-8 run directories) said so only in their feedback,
+# steps recorded before `Step.restart` was stored (older run directories) said so only in their feedback,
 # which began with this (frozen: the text those files hold, whatever the chain writes now)
 _LEGACY_RESTART_FEEDBACK = "(restart from the "
 
@@ -63,7 +63,7 @@ _LEGACY_RESTART_FEEDBACK = "(restart from the "
 class Step:
     """One line of steps.jsonl: a candidate, where it came from, what it scored and what it cost.
 
-    `id` is the line index; `parent` (and `merge_with`) are ids of earlier steps, so the file is a family tree.
+    `id` is the line index; `parent` is the id of an earlier step, so the file is a family tree.
     `duplicate_of` names the earlier step whose evaluation this one reuses (the value was seen before).
     """
 
@@ -79,8 +79,6 @@ class Step:
     usage: Mapping[str, float] = field(default_factory=dict)  # LLM usage of this step alone
     eval_s: float = 0.0
     step_s: float = 0.0
-    merge_with: int | None = None  # population search: the second parent of a merge child
-    rejected: bool = False  # accept-only-improvements: worse than its parent, so the chain went on from the best
     restart: bool = False  # a new value written from scratch instead of an edit of its parent (the chain's restart)
     elapsed_s: float = 0.0  # the run's wall time when this step was written, every session of it together
 
@@ -109,10 +107,6 @@ class Step:
             "status": self.status.value, "problem": self.problem, "usage": dict(self.usage),
             "eval_s": self.eval_s, "step_s": self.step_s, "elapsed_s": self.elapsed_s,
         }
-        if self.merge_with is not None:
-            d["merge_with"] = self.merge_with
-        if self.rejected:
-            d["rejected"] = True
         if self.restart:
             d["restart"] = True
         return d
@@ -127,7 +121,7 @@ class Step:
         step_id = _field(d, "id", int, index if index is not None else iteration)
         if index is not None and step_id != index:
             raise ValueError(f"field 'id' is {step_id}, but this is step {index} (ids count the lines from 0)")
-        refs = {name: _field(d, name, int, None, optional=True) for name in ("parent", "duplicate_of", "merge_with")}
+        refs = {name: _field(d, name, int, None, optional=True) for name in ("parent", "duplicate_of")}
         for name, ref in refs.items():
             if ref is not None and not 0 <= ref < step_id:
                 raise ValueError(f"field {name!r} is {ref}: it must name an earlier step (0..{step_id - 1})")
@@ -143,7 +137,6 @@ class Step:
                    evaluation=evaluation, status=status, parent=refs["parent"], duplicate_of=refs["duplicate_of"],
                    feedback=feedback, problem=_field(d, "problem", str, ""), usage=usage,
                    eval_s=_number(d.get("eval_s", 0.0), "eval_s"), step_s=_number(d.get("step_s", 0.0), "step_s"),
-                   merge_with=refs["merge_with"], rejected=_field(d, "rejected", bool, False),
                    restart=_field(d, "restart", bool, feedback.startswith(_LEGACY_RESTART_FEEDBACK)),
                    elapsed_s=_number(d.get("elapsed_s", 0.0), "elapsed_s"))
 

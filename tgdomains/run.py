@@ -25,7 +25,6 @@ a pass that does not hold is replaced (in this session's memory; steps.jsonl is 
 
 from __future__ import annotations
 
-import math
 import os
 import platform
 import sys
@@ -37,55 +36,19 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from tgdomains import __version__, pareto, prompts, seeds
+from tgdomains import __version__, pareto, prompts
 from tgdomains.domain import Domain, ParseError
 from tgdomains.engines.base import BaseEngine, Engine
-from tgdomains.engines.budget import BudgetExceeded, RunEngine
+from tgdomains.engines.budget import Meter, RunEngine
 from tgdomains.evaluation import Evaluation, format_score
+from tgdomains.grammar import reply_format_for
 from tgdomains.records import RunRecord, Step, StepStatus
 from tgdomains.runlock import RunLock
+from tgdomains.runview import RunConfig, RunView, Setup
 from tgdomains.strategies import make_strategy, setting_names
 from tgdomains.strategies.base import Proposal, Strategy
 
 OLD_INSTANCE_FILE = "instance.pickle"  # older versions' instance store: never read (unpickling runs code)
-
-
-@dataclass
-class RunConfig:
-    """What every strategy shares: the budgets and the sampling settings. Stored in run.json."""
-
-    iterations: int | None = None  # strategy iterations at most (None: the domain's default_iterations)
-    seed: int = 0
-    temperature: float = 0.0
-    max_tokens: int | None = None
-    token_budget: int | None = None
-    cost_budget: float | None = None
-    time_budget_s: float | None = None
-    evaluation_budget: int | None = None  # distinct candidates evaluated, the initial one included
-    llm_call_budget: int | None = None  # every request counts: feedback, steps, repairs (cache hits too)
-
-    def check(self) -> RunConfig:
-        for name in ("iterations", "token_budget", "evaluation_budget", "llm_call_budget"):
-            value = getattr(self, name)
-            if value is not None and value < (1 if name == "evaluation_budget" else 0):
-                raise ValueError(f"{name} must be {'>= 1' if name == 'evaluation_budget' else '>= 0'}, got {value}")
-        for name in ("cost_budget", "time_budget_s", "temperature"):
-            value = getattr(self, name)
-            if value is not None and not (value >= 0 and math.isfinite(value)):
-                raise ValueError(f"{name} must be a finite number >= 0, got {value}")
-        if self.max_tokens is not None and self.max_tokens < 1:
-            raise ValueError(f"max_tokens must be >= 1, got {self.max_tokens}")
-        return self
-
-
-@dataclass
-class Setup:
-    """What every proposal of a run shares: from the domain on a fresh run, from run.json on resume."""
-
-    role: str
-    constraints: list[str]
-    examples: list[str]
-    context: str
 
 
 @dataclass
@@ -104,19 +67,6 @@ class RunResult:
         return self.best_evaluation.passed
 
 
-class Meter(RunEngine):
-    """One proposal's view of the run's engine: counts that proposal's calls, and whether a budget refused one."""
-
-    refused = False
-
-    def _complete(self, request):
-        try:
-            return super()._complete(request)
-        except BudgetExceeded:
-            self.refused = True
-            raise
-
-
 class NoEngine(BaseEngine):
     """The engine of a run given none: LLM-free strategies never call it; anything else is told what is missing."""
 
@@ -129,19 +79,33 @@ class NoEngine(BaseEngine):
         return "no engine (LLM-free strategy)"
 
 
-def optimize(domain: Domain, instance: Any, *, engine: Engine | None = None, strategy: str | Strategy = "chain",
-             run_dir: str | Path | None = None, resume: bool = False, initial_value: str | None = None,
-             constraints: list[str] | None = None, examples: list[str] | None = None,
-             progress: bool | Callable[[str], None] = True, evaluate: Callable[[str], Evaluation] | None = None,
-             meta: dict[str, Any] | None = None, eval_workers: int | None = None, **settings: Any) -> RunResult:
-    """Optimize `instance` of `domain` with `engine` and a strategy (a name from `tgdomains.strategies.names()` or
-    a Strategy object). `settings` are RunConfig's fields (iterations, seed, budgets ...) and the strategy's own
-    (momentum, one_call, population, proposals ...); a setting neither knows is an error that names it.
+def optimize(domain: Domain | str, instance: Any, *, engine: Engine | None = None,
+             strategy: str | Strategy | None = None, run_dir: str | Path | None = None, resume: bool = False,
+             initial_value: str | None = None, constraints: list[str] | None = None,
+             examples: list[str] | None = None, progress: bool | Callable[[str], None] = True,
+             evaluate: Callable[[str], Evaluation] | None = None, meta: dict[str, Any] | None = None,
+             eval_workers: int | None = None, **settings: Any) -> RunResult:
+    """Optimize one instance of `domain` (a `Domain` or a registered domain's name) and return its `RunResult`.
+
+    `instance`: the domain's instance arguments as a dict (e.g. {"case": "prostate-2d"}: loaded with
+    `domain.load` and kept in run.json, so `resume(run_dir)` needs nothing else) or an instance already loaded.
+    `strategy`: a name from `tgdomains.strategies.names(domain)` or a Strategy object; None: the domain's
+    `default_strategy`. `settings` are RunConfig's fields (iterations, seed, budgets ...) and the strategy's own
+    (momentum, population ...); a setting neither knows is an error that names it.
 
     `engine` may be None for LLM-free strategies (graph-ga, optuna): a call would then fail with a clear error.
     `evaluate` replaces `domain.evaluate(value, instance)` (a batch passes a worker-process pool this way).
     `meta` is stored in run.json as is (the CLI keeps the instance's arguments there).
     """
+    if isinstance(domain, str):
+        from tgdomains.domain import get_domain
+
+        domain = get_domain(domain)
+    if isinstance(instance, dict):
+        meta = {**(meta or {}), "instance_args": instance}
+        instance = domain.load(dict(instance))
+    if strategy is None:
+        strategy = domain.default_strategy
     names = {f.name for f in fields(RunConfig)}
     config = RunConfig(**{k: v for k, v in settings.items() if k in names}).check()
     rest = {k: v for k, v in settings.items() if k not in names}
@@ -207,20 +171,17 @@ def default_run_dir(domain_name: str, instance_id: str) -> Path:
 
 
 class Run:
-    """One optimization: the only code that opens and writes its run directory.
-
-    What a strategy may read: `domain`, `instance`, `config`, `setup`, `steps` (every step so far, in order),
-    `candidates` (the distinct evaluated ones), `best`, and `meter()` (a fresh metered engine for one proposal).
-    """
+    """One optimization: the only code that opens and writes its run directory. Strategies see it through `view`
+    (a read-only `RunView`)."""
 
     def __init__(self, domain: Domain, instance: Any, *, engine: Engine, strategy: Strategy, config: RunConfig,
                  run_dir: str | Path, resume: bool = False, progress: bool | Callable[[str], None] = True,
                  evaluate: Callable[[str], Evaluation] | None = None, meta: dict[str, Any] | None = None,
                  eval_workers: int | None = None) -> None:
         self.domain, self.instance, self.strategy = domain, instance, strategy
-        self.config = config
         if config.iterations is None:
-            config.iterations = domain.default_iterations
+            config = replace(config, iterations=domain.default_iterations)
+        self.config = config
         self.engine = RunEngine(engine, config.token_budget, config.cost_budget, config.llm_call_budget)
         self.record = RunRecord(run_dir)
         self.say = printer(progress)
@@ -245,15 +206,13 @@ class Run:
         self._pool: ThreadPoolExecutor | None = None
         self._seen = {s.value: s for s in self.steps if s.evaluated}
         self._unrecorded: dict[str, float] = {}  # calls of proposals that a spent budget cut short (no step)
-        self.setup: Setup | None = None
+        self.view: RunView | None = None  # once the setup is known (`_start` / `_resume`)
         self.started = time.monotonic()
         self.spent_before = 0.0  # wall time of the earlier sessions of a resumed run (the time budget counts it)
 
     def elapsed(self) -> float:
         """The run's wall time so far, every session together (what the time budget limits)."""
         return self.spent_before + time.monotonic() - self.started
-
-    # -- what strategies read -----------------------------------------------------------------------------------
 
     @property
     def candidates(self) -> list[Step]:
@@ -263,31 +222,13 @@ class Run:
     def best(self) -> Step:
         return max(self.candidates or self.steps, key=Step.rank)
 
-    @property
-    def objectives(self) -> dict[str, str]:
-        """The domain's objectives for this instance, plus the score (what population search keeps a front of)."""
-        return pareto.with_score(self.domain.objectives(self.instance))
-
     def meter(self) -> Meter:
         return Meter(self.engine)
 
-    def seed(self, iteration: int, slot: int | None = None) -> int:
-        """The seed of an LLM request: `seeds.request_seed` (the one place seeds are derived)."""
-        return seeds.request_seed(self.config.seed, iteration, slot)
-
-    def sampler_seed(self, iteration: int) -> int:
-        """The seed of a strategy's own random draws at `iteration` (parents, a GA's operators, a TPE sampler)."""
-        return seeds.sampler_seed(self.config.seed, iteration)
-
-    def parse(self, raw: str) -> str:
-        return self.domain.parse(raw, self.instance)
-
-    def map(self, fn: Callable[..., Any], items: list[Any], workers: int | None = None) -> list[Any]:
-        """fn over items in threads (LLM calls overlap); results in order. One item runs inline."""
-        if len(items) <= 1:
-            return [fn(item) for item in items]
-        with ThreadPoolExecutor(max_workers=workers or len(items), thread_name_prefix="tg-llm") as pool:
-            return list(pool.map(fn, items))
+    def _open_view(self, setup: Setup) -> None:
+        # the reply format is the same for every optimizer request of the run: built once, here
+        self.view = RunView(self.domain, self.instance, self.config, setup, self.steps, self.meter,
+                            reply_format_for(self.domain, self.instance))
 
     # -- the loop -----------------------------------------------------------------------------------------------
 
@@ -309,15 +250,15 @@ class Run:
         meter = self.meter()
         start = self.domain.initial(self.instance, meter)
         value = start.value if initial_value is None else canonical_or_raw(self.domain, initial_value, self.instance)
-        self.setup = Setup(start.role_description, start.constraints + constraints, start.examples + examples,
-                           self.domain.context(self.instance))
+        setup = Setup(start.role_description, start.constraints + constraints, start.examples + examples,
+                      self.domain.context(self.instance))
+        self._open_view(setup)
         self.record.write_config({
             "domain": self.domain.name, "instance": str(getattr(self.instance, "id", "instance")),
             "strategy": self.strategy.name, "config": {**asdict(self.config), **self.strategy.settings()},
-            "strategy_settings": self.strategy.settings(), "objectives": self.objectives,
+            "strategy_settings": self.strategy.settings(), "objectives": self.view.objectives,
             "engine": getattr(self.engine, "describe", lambda: repr(self.engine))(), "model": self.engine.model,
-            "role_description": self.setup.role, "constraints": self.setup.constraints,
-            "examples": self.setup.examples,
+            "role_description": setup.role, "constraints": setup.constraints, "examples": setup.examples,
             "versions": {"tgdomains": __version__, "python": platform.python_version(), "prompts": prompts.VERSIONS},
             "started": datetime.now(timezone.utc).isoformat(), "meta": self._meta_with_instance_args(),
         })
@@ -325,8 +266,8 @@ class Run:
 
     def _resume(self) -> None:
         run_json = self.record.read_config()
-        self.setup = Setup(run_json.get("role_description", ""), run_json.get("constraints", []),
-                           run_json.get("examples", []), self.domain.context(self.instance))
+        self._open_view(Setup(run_json.get("role_description", ""), run_json.get("constraints", []),
+                              run_json.get("examples", []), self.domain.context(self.instance)))
         spent = total_usage(self.steps)
         best_json = self.record.read_best() or {}
         # best.json's wall_s covers finalize too; steps killed after it carry a later elapsed_s
@@ -349,8 +290,8 @@ class Run:
             why = fresh.text.strip().splitlines()[0][:120] if fresh.text.strip() else "no text"
             self.say(f"step #{claimed.id} is recorded as passed, but evaluated again it is not ({why}); the "
                      "recorded verdict is not believed")
-            self.steps = [replace(s, evaluation=fresh) if claimed.id in (s.id, s.duplicate_of) else s
-                          for s in self.steps]
+            self.steps[:] = [replace(s, evaluation=fresh) if claimed.id in (s.id, s.duplicate_of) else s
+                             for s in self.steps]  # in place: the strategies' view holds this list
             self._seen = {s.value: s for s in self.steps if s.evaluated}
 
     def _loop(self) -> str:
@@ -363,7 +304,7 @@ class Run:
             if self.config.evaluation_budget is not None:
                 room = self.config.evaluation_budget - len(self.candidates)
             t0 = time.monotonic()
-            proposals = self.strategy.propose(self, iteration, room)
+            proposals = self.strategy.propose(self.view, iteration, room)
             if room is not None:
                 proposals = proposals[:room]  # never ask the evaluator for more than the budget has left
             kept = [p for p in proposals if not p.refused]
@@ -412,15 +353,14 @@ class Run:
             step = Step(id=len(self.steps), iteration=iteration, value=p.value, evaluation=evaluation, status=status,
                         parent=p.parent, duplicate_of=None if original is None else original.id, feedback=p.feedback,
                         problem=p.problem, usage=p.meter.usage.snapshot() if p.meter is not None else {},
-                        eval_s=round(eval_s, 4), step_s=round(time.monotonic() - t0, 4), merge_with=p.merge_with,
-                        rejected=p.gate is not None and not evaluation.better_than(p.gate), restart=p.restart,
+                        eval_s=round(eval_s, 4), step_s=round(time.monotonic() - t0, 4), restart=p.restart,
                         elapsed_s=round(self.elapsed(), 3))
             self.record.append_step(step)
             self.steps.append(step)
             self._seen.setdefault(step.value, step)
             written.append(step)
             self.say(progress_line(step, self.config.iterations))
-        self.strategy.observe(self, written)
+        self.strategy.observe(self.view, written)
         return written
 
     def _submit(self, value: str) -> Future:
@@ -446,7 +386,8 @@ class Run:
         _add(usage, self._unrecorded)
         usage["cost_usd"] = round(usage["cost_usd"], 6)
         candidates = self.candidates
-        front = [candidates[i].id for i in pareto.pareto_front([c.evaluation for c in candidates], self.objectives)]
+        front = [candidates[i].id
+                 for i in pareto.pareto_front([c.evaluation for c in candidates], self.view.objectives)]
         self.record.write_best({"id": best.id, "iteration": best.iteration, "value": best.value,
                                 "evaluation": best.evaluation.to_dict(), "final": final, "stop_reason": stop_reason,
                                 "usage": usage, "front": front, "strategy": self.strategy.name,
@@ -527,8 +468,6 @@ def progress_line(step: Step, iterations: int | None) -> str:
     ev = step.evaluation
     first = ev.text.strip().splitlines()[0][:80] if ev.text.strip() else ""
     origin = "" if step.parent is None else f" <- #{step.parent}"
-    if step.merge_with is not None:
-        origin += f" + #{step.merge_with}"
     extra = f" [{step.status}{': ' + step.problem[:80] if step.problem else ''}]" \
         if step.status not in (StepStatus.UPDATED, StepStatus.INITIAL) else ""
     return (f"iter {step.iteration}/{iterations} #{step.id}{origin} score={format_score(step.score)} "

@@ -21,6 +21,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent))  # bench/textgrad_loop.py
 from loop_workload import (  # noqa: E402
     CANDIDATES,
     CRITIQUE,
@@ -80,12 +81,14 @@ def ours(mode: str) -> dict:
 
 def ours_runner() -> dict:
     """The full runner (run directory with fsync'd steps) on the same workload, for the record-keeping cost."""
-    from tgdomains.domain import BaseDomain, Start
+    from textgrad_loop import EditsOnly
+
+    from tgdomains.domain import Domain, Start
     from tgdomains.engines import ScriptedEngine
     from tgdomains.evaluation import Evaluation
     from tgdomains.run import optimize
 
-    class Replay(BaseDomain):  # replays the recorded evaluations of the workload's candidates, in order
+    class Replay(Domain):  # replays the recorded evaluations of the workload's candidates, in order
         name = "bench"
 
         def __init__(self):
@@ -111,8 +114,8 @@ def ours_runner() -> dict:
         model = ScriptedModel()
         engine = ScriptedEngine(lambda m: model.reply(m[0]["content"], m[-1]["content"]))
         with tempfile.TemporaryDirectory() as d:
-            optimize(Replay(), None, engine=engine, run_dir=Path(d) / "r", iterations=ITERATIONS, momentum=0,
-                     restart="never", progress=False)  # TextGrad's loop: edits only, like for like
+            optimize(Replay(), None, engine=engine, run_dir=Path(d) / "r", iterations=ITERATIONS,
+                     strategy=EditsOnly(momentum=0), progress=False)  # TextGrad's loop: edits only, like for like
         return engine.usage.calls, engine.usage.prompt_tokens
 
     return _measure(one_loop)

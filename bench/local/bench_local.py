@@ -4,7 +4,7 @@ Measures, with the small model `tiny` (SmolLM2-135M-Instruct Q4_1) and 1 thread 
   - model load time (in-process) and server start time (process start to first answered request);
   - decode tokens/second and prompt tokens/second (in-process);
   - the per-request overhead of the HTTP path (a 1-token reply, in-process vs server);
-  - seconds per TGD iteration: `tgdomains.runner.optimize` on radiotherapy prostate-2d, same seed, same prompts,
+  - seconds per TGD iteration: `tgdomains.optimize` on radiotherapy prostate-2d, same seed, same prompts,
     replies capped at --max-tokens on both paths.
 
     python bench/local/bench_local.py                 # writes bench/local/results.json and prints a table
@@ -63,7 +63,7 @@ def timed(engine: Engine, messages: list[dict], max_tokens: int) -> tuple[float,
 def fresh(messages: list[dict], i: int) -> list[dict]:
     """The same request with a new first token, so no path can reuse an earlier prompt's KV cache (the server does
     reuse prefixes; LocalEngine never does, for reproducibility): both evaluate the whole prompt."""
-    return [{"role": "system", "content": f"Session {i}. You are a helpful assistant."}] + messages
+    return [{"role": "system", "content": f"Request {i}. You are a helpful assistant."}] + messages
 
 
 def micro(engines: dict[str, Engine], repeats: int) -> dict[str, dict]:
@@ -112,7 +112,7 @@ def start_server(model: Path, port: int, n_ctx: int) -> tuple[subprocess.Popen, 
 
 def tgd_loop(engine: Engine, iterations: int, max_tokens: int, workdir: Path, name: str) -> dict:
     from tgdomains.domain import get_domain
-    from tgdomains.runner import optimize
+    from tgdomains.run import optimize
 
     domain = get_domain("radiotherapy")
     instance = domain.load({"case": "prostate-2d"})

@@ -4,8 +4,8 @@ Every (strategy, seed) runs in its own subprocess, so no evaluator memo, docking
 between runs (the radiotherapy evaluator memoizes plans per process; docking gets a fresh cache directory per run).
 
 Strategies (B = --budget distinct evaluations, the start included):
-  chain       tgdomains.runner.optimize, iterations = B - 1 (TextGrad: each step edits the last candidate)
-  chain-gate  the same with accept_only_improvements=True (each step edits the best so far: a hill climber)
+  chain       TextGrad's loop (bench/textgrad_loop.py: the chain without restarts), iterations = B - 1
+  chain-gate  a hill climber: each step edits the best so far (bench/textgrad_loop.py)
   population  tgdomains.run.optimize(strategy="population"), population=4, proposals=2, evaluation_budget=B
 
 Engines:
@@ -34,6 +34,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))  # bench/textgrad_loop.py
 STRATEGIES = ("chain", "chain-gate", "population")
 
 
@@ -126,10 +127,11 @@ def run_one(spec: dict) -> dict:
         result = optimize(domain, instance, strategy="population", population=4, proposals=2,
                           evaluation_budget=budget, iterations=budget - 1, **common)
     else:
-        # edits only (restart="never"), as when the committed figures were measured: a scripted random edit and a
-        # restart would be the same kind of proposal here
-        result = optimize(domain, instance, iterations=budget - 1, restart="never",
-                          accept_only_improvements=spec["strategy"] == "chain-gate", **common)
+        # edits only: a scripted random edit and a restart would be the same kind of proposal here
+        from textgrad_loop import EditsOnly, HillClimb
+
+        strategy = HillClimb() if spec["strategy"] == "chain-gate" else EditsOnly()
+        result = optimize(domain, instance, strategy=strategy, iterations=budget - 1, **common)
     wall = time.monotonic() - started
     if pool is not None:
         pool.shutdown()

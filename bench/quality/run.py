@@ -1,4 +1,4 @@
-"""Optimization quality: every method at equal budgets on each domain, through the one run loop (issue 14).
+"""Optimization quality: every method at equal budgets on each domain, through the one run loop.
 
     python3 bench/quality/run.py --domain radiotherapy            # record with the embedded model (default engine)
     python3 bench/quality/run.py --domain all --engine openai --base-url http://host:8000/v1 --model NAME
@@ -27,7 +27,7 @@ import math
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -50,41 +50,14 @@ class Method:
 
 LLM_METHODS = [
     Method("zero-shot", "zero-shot"),
-    # the same samples decoded under the domain's reply grammar, as TGD's steps are (session 11: on code, TGD's
-    # constrained replies lost steps to the grammar's gaps that free-text samples never met)
-    Method("zero-shot-constrained", "zero-shot", {"constrained": True}),
-    Method("best-of-4", "best-of-n", {"workers": 1}),  # one thread, as population below
+    Method("best-of-4", "zero-shot", {"samples": 4, "workers": 1}),  # one thread, as population below
     Method("reflexion", "reflexion"),
-    # the product's chain: after an edit that did not beat the best, a new value from the best's evaluation
     Method("tgd-chain", "chain"),
-    # the ablation of that restart: edits only, as every chain row before session 8
-    Method("tgd-chain-never", "chain", {"restart": "never"}),
-    # the ablation of the overshoot fix: TextGrad's loop, which keeps stepping from its latest value after it got worse
-    Method("tgd-chain-latest", "chain", {"after_worse": "latest", "restart": "never"}),
-    # the edits-only chain sampling at the samplers' temperature (an experiment on code, where resampling beat it)
-    Method("tgd-chain-t0.8", "chain", {"temperature": 0.8, "restart": "never"}),
-    # the restart from the task alone (the k-th restart sends zero-shot's k-th request: it draws that sample)
-    Method("tgd-chain-resample", "chain", {"restart": "task"}),
-    # up to three restarts in a row before the best is edited again: most of the budget on zero-shot's samples
-    Method("tgd-chain-resample3", "chain", {"restart": "task", "restarts_in_a_row": 3}),
-    # zero-shot's samples until one beats the start, then TGD edits of the best, resampling after each failed edit
-    Method("tgd-sample-then-edit", "chain", {"restart": "task", "restarts_in_a_row": 100, "restart_first": True}),
-    # the same with every new value written from the best's evaluation (prompts.RESTART) instead of the task alone
-    Method("tgd-restart-then-edit", "chain",
-           {"restart": "evaluation", "restarts_in_a_row": 100, "restart_first": True}),
-    Method("tgd-one-call", "one-call"),
-    Method("tgd-one-call-never", "one-call", {"restart": "never"}),  # its edits-only ablation
     # one thread: which concurrent call a spent budget refuses would depend on timing, and replays must not
     Method("population", "population", {"population": 2, "proposals": 1, "workers": 1}),
     # one critique of the best, three children from it (the first greedy, the others sampled at 0.8): TGD's
     # feedback with the samplers' spread, the critique's cost shared by three proposals
     Method("tgd-fanout", "population", {"population": 1, "proposals": 3, "workers": 1}),
-    # the chain whose step prompt shows the evaluation beside the feedback (session 9, on code-hard: the 1.5B critic
-    # wrote "the code is correct" beside a failing test, and the step then saw no failure)
-    Method("tgd-chain-step-eval", "chain", {"show_evaluation": True}),
-    # the chain whose critic, for a failing value, is told not to call it correct (session 9, code-hard: 35 of 51
-    # code critiques called a failing program correct, bench/quality/critic.py)
-    Method("tgd-chain-firm-critic", "chain", {"firm_critic": True}),
 ]
 
 
@@ -110,8 +83,6 @@ class Suite:
     # a second best score, over the candidates that meet a rule the score itself does not enforce (molecules: the
     # rule of five), so a table shows when a method's best is a reward hack
     admissible: Rule | None = None
-    # the domain's constructor settings (code: which value grammar constrains replies; see SUITES)
-    domain_settings: dict[str, Any] = field(default_factory=dict)
 
 
 # Lipinski's rule as he stated it (poor oral absorption is likely when more than one criterion fails). The bench's
@@ -141,24 +112,19 @@ SUITES = {
                                                       "distinct-subsequences", "n-queens-count")),
                            *({"problems": str(HUMANEVAL_PLUS), "task_id": t} for t in ("HumanEval/145",
                                                                                         "HumanEval/163"))],
-                  [], llm_calls=8, evaluations=6, columns=["visible_pass_rate"],
-                  domain_settings={"value_grammar": 1}),  # recorded under the first code grammar
+                  [], llm_calls=8, evaluations=6, columns=["visible_pass_rate"]),
     # the problems no method solved on either seed of "code", at twice its budget: whether edits overtake
-    # independent samples once there is room for more than a few of them (issue 14)
+    # independent samples once there is room for more than a few of them
     "code-hard": Suite("code-hard", "code", [{"task_id": "longest-valid-parentheses"},
                                              {"task_id": "count-smaller-after-self"},
                                              *({"problems": str(HUMANEVAL_PLUS), "task_id": t}
                                                for t in ("HumanEval/145", "HumanEval/163"))],
-                       [], llm_calls=16, evaluations=12, columns=["visible_pass_rate"],
-                       domain_settings={"value_grammar": 1}),
+                       [], llm_calls=16, evaluations=12, columns=["visible_pass_rate"]),
 }
-# "code" under version 2 of the code value grammar (session 11: no tag-like line, no empty-line run, no backquote;
-# domains/code/value_format.py), so that its rows compare with "code"'s on the same problems and budgets
-SUITES["code-g2"] = replace(SUITES["code"], name="code-g2", domain_settings={"value_grammar": 2})
 
 
 def seed_suffix(seed: int, sep: str = ".") -> str:
-    """What a seed adds to file names: nothing for seed 0 (every table before session 8), else ".seed1" for
+    """What a seed adds to file names: nothing for seed 0, else ".seed1" for
     cassettes (METHOD.seed1.jsonl) and "_seed1" for results and plots (results_code_seed1.md)."""
     return "" if seed == 0 else f"{sep}seed{seed}"
 
@@ -269,7 +235,7 @@ def run_one(suite: Suite, args: dict[str, Any], method: Method, engine_factory, 
             work: Path) -> dict[str, Any]:
     from tgdomains.run import optimize
 
-    domain = get_domain(suite.domain, **suite.domain_settings)
+    domain = get_domain(suite.domain)
     instance = domain.load(dict(args))
     where = cassette_dir(suite, args)
     stem = method.name + seed_suffix(opts.seed)

@@ -4,9 +4,8 @@
 
 A cell is the best score of each seed, seed 0 first ("0.667 / 1", "–" where that seed has no run); code adds the
 problems solved on the hidden tests per seed, the other domains the mean best score per seed, each over the
-instances that seed ran. Only methods recorded under some seed other than 0 are shown. Last, the paired tables:
-`tgd-chain` and `tgd-one-call` (restarts, the default) against their edits-only ablations, and the settings tried
-and left off (the firm critic, the evaluation in the step prompt) against the default chain, run by run.
+instances that seed ran. Only methods recorded under some seed other than 0 are shown. Last, the paired table: the
+TGD chain against zero-shot sampling at the same budget, run by run.
 tests/core/test_quality_tables.py checks that seeds.md is what this writes.
 """
 
@@ -59,10 +58,8 @@ def suite_table(name: str, by_seed: dict[int, list[dict]]) -> str:
     return "\n".join(lines)
 
 
-# a setting against its ablation on the same instance, seed and budget: the evidence for the chain's default
-PAIRS = [("tgd-chain", "tgd-chain-never"), ("tgd-one-call", "tgd-one-call-never")]
-# settings measured against the default chain, left off while they do not win (bench/quality/README.md)
-CANDIDATES = [("tgd-chain-firm-critic", "tgd-chain"), ("tgd-chain-step-eval", "tgd-chain")]
+# a method against the simplest alternative on the same instance, seed and budget
+PAIRS = [("tgd-chain", "zero-shot")]
 
 
 def outcome(run: dict, other: dict, code: bool) -> int:
@@ -74,7 +71,7 @@ def outcome(run: dict, other: dict, code: bool) -> int:
 
 def paired_table(pairs: list[tuple[str, str]], title: str, against: str) -> str:
     lines = [f"## {title}", "",
-             f"| setting vs {against} | domain | seed | better | worse | same |", "|---|---|---|---|---|---|"]
+             f"| method vs {against} | domain | seed | better | worse | same |", "|---|---|---|---|---|---|"]
     total = [0, 0, 0]
     for a, b in pairs:
         for name, suite in SUITES.items():
@@ -98,8 +95,7 @@ def render() -> str:
         by_seed = seed_results(name)
         if len(by_seed) > 1:
             out += [suite_table(name, by_seed), ""]
-    out += [paired_table(PAIRS, "Paired runs: each setting against its edits-only ablation", "ablation"), "",
-            paired_table(CANDIDATES, "Paired runs: settings tried against the default chain", "default"), ""]
+    out += [paired_table(PAIRS, "Paired runs: the TGD chain against zero-shot sampling", "sampling"), ""]
     return "\n".join(out)
 
 

@@ -33,7 +33,7 @@ __all__ = ["Problem", "TestCase", "Sandbox", "Limits", "load_problems", "load_te
            "parse_candidate", "optimize", "CodeDomain"]
 
 
-def optimize(problem: Problem, *, engine: Engine | None = None, strategy: str = "chain",
+def optimize(problem: Problem, *, engine: Engine | None = None, strategy: str | None = None,
              **settings: Any) -> RunResult:
     """Optimize a program for `problem` with any strategy; `settings` go to `tgdomains.run.optimize` (run_dir,
     iterations (default 5), budgets, the strategy's settings, progress ...).

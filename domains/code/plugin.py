@@ -10,25 +10,24 @@ from domains.code import evaluator
 from domains.code.evaluator import CodeEvaluator, Problem
 from domains.code.problems import find_problem, load_problems
 from domains.code.sandbox import Limits, Sandbox
-from tgdomains.domain import BaseDomain, ParseError, Start
+from tgdomains.domain import Domain, ParseError, Start
 from tgdomains.evaluation import Evaluation
 
 if TYPE_CHECKING:
     from tgdomains.engines.base import Engine
 
 
-class CodeDomain(BaseDomain):
+class CodeDomain(Domain):
     """Refine a Python function until it passes the visible tests; the hidden tests give the final verdict."""
 
     name = "code"
     default_iterations = 5  # the TextGrad paper's code experiment: up to 5 updates
+    # independent samples solved more problems on the hidden tests than every TGD setting at equal LLM calls
+    # (bench/quality: 9 and 9 of 14 against the chain's 7 and 5 over two seeds)
+    default_strategy = "zero-shot"
 
-    def __init__(self, limits: Limits | None = None, value_grammar: int = 1) -> None:
-        from domains.code.value_format import value_format_version
-
-        value_format_version(value_grammar)  # a bad version is an error here, not at the first request
+    def __init__(self, limits: Limits | None = None) -> None:
         self.limits = limits or Limits()
-        self.value_grammar = value_grammar  # which code value grammar constrains replies (value_format.py)
         self._sandbox: Sandbox | None = None  # started on the first evaluation, shared by every evaluation
 
     def __getstate__(self) -> dict[str, Any]:  # a copy in another process starts its own sandbox worker
@@ -122,9 +121,9 @@ class CodeDomain(BaseDomain):
 
     def value_format(self, problem: Problem) -> Any:
         """One fenced Python block for constrained decoding, with a token limit that fits a whole program."""
-        from domains.code.value_format import value_format_version
+        from domains.code.value_format import value_format
 
-        return value_format_version(self.value_grammar)
+        return value_format()
 
     def parse(self, raw_text: str, problem: Problem) -> str:
         return evaluator.parse_candidate(raw_text, problem)

@@ -36,7 +36,7 @@ __all__ = [
 ]
 
 
-def optimize(start: str = "benzene", target: str = "DRD2", *, engine: Any = None, strategy: str = "chain",
+def optimize(start: str = "benzene", target: str = "DRD2", *, engine: Any = None, strategy: str | None = None,
              **settings: Any) -> Any:
     """Optimize a molecule from `start` for `target` with any strategy; returns `tgdomains.run.RunResult`.
 
@@ -52,4 +52,4 @@ def optimize(start: str = "benzene", target: str = "DRD2", *, engine: Any = None
             "vina_weight", "qed_weight", "mw_min", "mw_max", "sa_max", "no_pains", "reference", "min_similarity"}
     args = {"target": target, "start": start, **{k: v for k, v in settings.items() if k in keys}}
     rest = {k: v for k, v in settings.items() if k not in keys}
-    return run(domain, domain.load(args), engine=engine, strategy=strategy, meta={"instance_args": args}, **rest)
+    return run(domain, args, engine=engine, strategy=strategy, **rest)

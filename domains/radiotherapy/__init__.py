@@ -5,7 +5,7 @@
     p = radiotherapy.plan(case, radiotherapy.default_hyperparameters(case))
     radiotherapy.dvh_metrics(p.structure_dose("PTV"))      # {"D95": ..., "D2": ..., "HI": ...}
     goals = radiotherapy.load_goals(case.default_goals, case.structure_names)
-    result = radiotherapy.optimize("prostate-2d", engine=my_engine)   # tgdomains.runner.RunResult
+    result = radiotherapy.optimize("prostate-2d", engine=my_engine)   # tgdomains.RunResult
 
 Names are loaded on first use, so `import domains.radiotherapy` stays fast.
 """
@@ -55,7 +55,7 @@ def __getattr__(name: str) -> Any:
 
 
 def optimize(case: str = "prostate-2d", *, engine: Any = None, goals: str | None = None, params: str | None = None,
-             strategy: str = "chain", **settings: Any) -> Any:
+             strategy: str | None = None, **settings: Any) -> Any:
     """Optimize the plan hyperparameters of `case` (name or .npz path) with any strategy; returns
     `tgdomains.run.RunResult`. `goals` is a YAML goal file (default: the case's), `params` a JSON file to start
     from; `settings` go to `tgdomains.run.optimize` (run_dir, iterations (default 10), budgets, examples ...).
@@ -65,4 +65,4 @@ def optimize(case: str = "prostate-2d", *, engine: Any = None, goals: str | None
 
     domain = RadiotherapyDomain()
     args = {"case": case, "goals": goals, "params": params}
-    return run(domain, domain.load(args), engine=engine, strategy=strategy, meta={"instance_args": args}, **settings)
+    return run(domain, args, engine=engine, strategy=strategy, **settings)

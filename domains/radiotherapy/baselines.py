@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from tgdomains.strategies.base import Proposal, Strategy
 
 if TYPE_CHECKING:
-    from tgdomains.run import Run
+    from tgdomains.runview import RunView
 
 _UNSCORABLE = -1e9  # what TPE is told for an invalid plan: far below any real score
 
@@ -25,12 +25,12 @@ _UNSCORABLE = -1e9  # what TPE is told for an invalid plan: far below any real s
 @dataclass
 class Optuna(Strategy):
     name: ClassVar[str] = "optuna"
-    trials: int = 1  # plans asked per iteration
+    trials: int = field(default=1, metadata={"help": "plans asked of TPE per iteration", "min": 1})
 
     def width(self) -> int:
         return self.trials
 
-    def propose(self, run: Run, iteration: int, room: int | None) -> list[Proposal]:
+    def propose(self, run: RunView, iteration: int, room: int | None) -> list[Proposal]:
         import optuna
 
         from domains.radiotherapy.hyperparameters import to_json

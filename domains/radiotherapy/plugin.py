@@ -12,13 +12,13 @@ from pathlib import Path
 from typing import Any
 
 from domains.radiotherapy.evaluator import PlanEvaluator, RadiotherapyInstance
-from tgdomains.domain import BaseDomain, ParseError, Start
+from tgdomains.domain import Domain, ParseError, Start
 from tgdomains.evaluation import Evaluation
 
 DEFAULT_CASE = "prostate-2d"
 
 
-class RadiotherapyDomain(BaseDomain):
+class RadiotherapyDomain(Domain):
     name = "radiotherapy"
     default_iterations = 10
 

@@ -1,5 +1,5 @@
 """The code domain's reply -> candidate path: test code small models append is stripped, cut-off programs are not
-trimmed into a start (issue 14)."""
+trimmed into a start."""
 
 from __future__ import annotations
 

@@ -57,7 +57,8 @@ def test_optimize_fixes_a_wrong_zero_shot_program(trap, tmp_path):
     engine = ScriptedEngine([f"```python\n{TRAP_WRONG}```",  # zero-shot first program
                              "It sums the heights instead of the water held between taller bars.",  # feedback
                              tagged(TRAP_RIGHT)])  # the step
-    result = code.optimize(trap, engine=engine, iterations=3, run_dir=tmp_path / "run", progress=False)
+    result = code.optimize(trap, engine=engine, strategy="chain", iterations=3, run_dir=tmp_path / "run",
+                           progress=False)
     assert result.passed and result.best_value == TRAP_RIGHT
     assert [s.evaluation.passed for s in result.steps] == [False, True]
     assert "trap([0, 1, 0, 2, 1, 0, 1, 3, 2, 1, 2, 1]) expected 6, got 14" in result.steps[0].evaluation.text
@@ -72,7 +73,8 @@ def test_optimize_fixes_a_wrong_zero_shot_program(trap, tmp_path):
 def test_a_signature_change_is_repaired_not_evaluated(trap, tmp_path):
     changed = TRAP_RIGHT.replace("def trap(height)", "def trap(heights, n)")
     engine = ScriptedEngine([TRAP_WRONG, "Compute the water, not the sum.", tagged(changed), tagged(TRAP_RIGHT)])
-    result = code.optimize(trap, engine=engine, iterations=1, run_dir=tmp_path / "run", progress=False)
+    result = code.optimize(trap, engine=engine, strategy="chain", iterations=1, run_dir=tmp_path / "run",
+                           progress=False)
     assert result.passed
     repair = engine.requests[3]["messages"][-1]["content"]
     assert "changes the signature to `trap(heights, n)`; keep `trap(height)`" in repair
@@ -142,6 +144,7 @@ def test_load_errors_are_clear(tmp_path):
 def test_report_draws_the_progress_plot(trap, tmp_path):
     pytest.importorskip("matplotlib")
     engine = ScriptedEngine([TRAP_WRONG, "feedback", tagged(TRAP_RIGHT)])
-    result = code.optimize(trap, engine=engine, iterations=1, run_dir=tmp_path / "run", progress=False)
+    result = code.optimize(trap, engine=engine, strategy="chain", iterations=1, run_dir=tmp_path / "run",
+                           progress=False)
     (png,) = CodeDomain().report(str(result.run_dir), str(tmp_path / "report"))
     assert png.endswith(".png") and (tmp_path / "report" / "code_progress.png").stat().st_size > 1000

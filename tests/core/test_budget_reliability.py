@@ -70,10 +70,10 @@ def run(tmp: Path, engine, **kw):
 
 @settings(max_examples=40, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(budget=st.integers(1, 6000), words=st.lists(st.integers(0, 300), min_size=1, max_size=5),
-       repair_every=st.sampled_from([0, 2, 3, 5]), one_call=st.booleans())
-def test_token_budget_is_overshot_by_at_most_one_call(tmp_path_factory, budget, words, repair_every, one_call):
+       repair_every=st.sampled_from([0, 2, 3, 5]), strategy=st.sampled_from(["chain", "reflexion"]))
+def test_token_budget_is_overshot_by_at_most_one_call(tmp_path_factory, budget, words, repair_every, strategy):
     engine = MeteredEngine(replies(words, repair_every))
-    result = run(tmp_path_factory.mktemp("tok"), engine, iterations=200, token_budget=budget, one_call=one_call)
+    result = run(tmp_path_factory.mktemp("tok"), engine, iterations=200, token_budget=budget, strategy=strategy)
     tokens, _ = engine.spent()
     assert tokens <= budget + engine.largest_tokens
     if result.stop_reason.startswith("token budget spent"):
@@ -188,9 +188,9 @@ def test_concurrent_calls_never_exceed_the_call_budget():
     assert outcomes.count("reply") == 2
 
 
-def test_best_of_n_stays_inside_the_call_budget(tmp_path):
+def test_concurrent_samples_stay_inside_the_call_budget(tmp_path):
     samples = iter(range(10_000))
     engine = SlowScripted(lambda messages: tagged(f"{next(samples)} + 1"))
-    result = optimize(ArithmeticDomain(), Target("t", 997), engine=engine, strategy="best-of-n",
+    result = optimize(ArithmeticDomain(), Target("t", 997), engine=engine, strategy="zero-shot", samples=4,
                       run_dir=tmp_path / "r", iterations=5, llm_call_budget=6, progress=False)
     assert len(engine.requests) == 6 and result.usage["llm_calls"] == 6

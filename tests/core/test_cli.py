@@ -91,8 +91,8 @@ def test_a_strategy_flag_that_does_not_apply_is_a_clear_error(tmp_path):
     proc = tgdomains("optimize", "radiotherapy", "--strategy", "reflexion", "--momentum", "2", "--run-dir",
                      str(tmp_path / "r"), check=False)
     assert proc.returncode == 2 and "--momentum does not apply to --strategy reflexion" in proc.stderr
-    proc = tgdomains("optimize", "radiotherapy", "--strategy", "zero-shot", "--restart", "task", check=False)
-    assert proc.returncode == 2 and "--restart does not apply to --strategy zero-shot" in proc.stderr
+    proc = tgdomains("optimize", "radiotherapy", "--strategy", "zero-shot", "--population", "3", check=False)
+    assert proc.returncode == 2 and "--population does not apply to --strategy zero-shot" in proc.stderr
     proc = tgdomains("optimize", "radiotherapy", "--strategy", "annealing", check=False)
     assert proc.returncode == 2 and "unknown strategy 'annealing'" in proc.stderr and "optuna" in proc.stderr
 
@@ -113,16 +113,20 @@ def test_an_llm_free_baseline_runs_resumes_and_reports_like_any_strategy(tmp_pat
     assert {"score_trajectory.png", "front.png", "lineage.png", "summary.md"} <= {Path(p).name for p in report.split()}
 
 
-def test_the_restart_flags_reach_the_chain():
+def test_strategy_flags_come_from_the_strategies_fields_and_reach_the_chosen_strategy(capsys):
     from tgdomains.cli import _parser, _run_kwargs
     from tgdomains.domain import get_domain
 
-    argv = ["optimize", "radiotherapy", "--restart", "task", "--restarts-in-a-row", "100", "--restart-first"]
-    kwargs = _run_kwargs(_parser(argv).parse_args(argv), get_domain("radiotherapy"))
-    assert kwargs == {"strategy": "chain", "restart": "task", "restarts_in_a_row": 100, "restart_first": True}
-    argv = ["optimize", "radiotherapy", "--show-evaluation", "--firm-critic"]
-    assert _run_kwargs(_parser(argv).parse_args(argv), get_domain("radiotherapy")) == {
-        "strategy": "chain", "show_evaluation": True, "firm_critic": True}
-    argv = ["optimize", "radiotherapy", "--restart", "never"]  # the default chain restarts; this turns it off
-    assert _run_kwargs(_parser(argv).parse_args(argv), get_domain("radiotherapy")) == {"strategy": "chain",
-                                                                                      "restart": "never"}
+    domain = get_domain("radiotherapy")
+    argv = ["optimize", "radiotherapy", "--momentum", "5"]
+    assert _run_kwargs(_parser(argv).parse_args(argv), domain) == {"strategy": domain.default_strategy,
+                                                                  "momentum": 5}
+    argv = ["optimize", "radiotherapy", "--strategy", "population", "--population", "2", "--proposals", "3"]
+    assert _run_kwargs(_parser(argv).parse_args(argv), domain) == {"strategy": "population", "population": 2,
+                                                                  "proposals": 3}
+    argv = ["optimize", "radiotherapy", "--strategy", "optuna", "--trials", "4"]  # a domain strategy's own field
+    assert _run_kwargs(_parser(argv).parse_args(argv), domain) == {"strategy": "optuna", "trials": 4}
+    argv = ["optimize", "radiotherapy", "--help"]
+    with pytest.raises(SystemExit):
+        _parser(argv).parse_args(argv)
+    assert "children per parent per iteration; default 2 (population)" in " ".join(capsys.readouterr().out.split())

@@ -1,4 +1,4 @@
-"""The domain contract: BaseDomain's defaults, check_domain on the template, and a fourth domain made from the
+"""The domain contract: Domain's defaults, check_domain on the template, and a fourth domain made from the
 template, found through the entry-point group and optimized with every strategy."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from strategy_worker import HashEngine  # noqa: E402
 from domains import template  # noqa: E402
 from tgdomains import strategies  # noqa: E402
 from tgdomains.checks import DomainCheckError, check_domain  # noqa: E402
-from tgdomains.domain import BaseDomain, Domain, get_domain  # noqa: E402
+from tgdomains.domain import Domain, get_domain  # noqa: E402
 from tgdomains.records import RunRecord  # noqa: E402
 from tgdomains.run import optimize, resume  # noqa: E402
 
@@ -24,7 +24,7 @@ TEMPLATE = Path(template.__file__)
 
 def test_the_template_is_a_domain_and_keeps_the_contract():
     domain = template.ArithmeticDomain()
-    assert isinstance(domain, Domain) and isinstance(domain, BaseDomain)
+    assert isinstance(domain, Domain)
     passed = check_domain(domain, {"number": 24})
     assert len(passed) > 30 and "the initial value is canonical: parse(value) == value" in passed
     assert len(TEMPLATE.read_text().splitlines()) <= 110  # a page a newcomer reads in one sitting
@@ -49,12 +49,12 @@ def test_check_domain_names_the_broken_rule():
 
 
 def test_base_domain_defaults():
-    class Minimal(BaseDomain):
+    class Minimal(Domain):
         name = "minimal"
 
     d = Minimal()
     assert (d.objectives(None), d.finalize("x", None), d.strategies(), d.report("a", "b")) == ({}, {}, {}, [])
-    assert d.default_iterations == 10 and d.load_many.__func__ is BaseDomain.load_many
+    assert d.default_iterations == 10 and d.load_many.__func__ is Domain.load_many
     with pytest.raises(NotImplementedError, match=r"Minimal.evaluate"):
         d.evaluate("x", None)
 
@@ -62,7 +62,7 @@ def test_base_domain_defaults():
 @pytest.fixture
 def throwaway(tmp_path, monkeypatch):
     """A fourth domain copied from the template and registered in the `tgdomains.domains` entry-point group."""
-    source = TEMPLATE.read_text().replace("class ArithmeticDomain(BaseDomain)", "class ThrowawayDomain(BaseDomain)")
+    source = TEMPLATE.read_text().replace("class ArithmeticDomain(Domain)", "class ThrowawayDomain(Domain)")
     source = source.replace('name = "arithmetic"', 'name = "throwaway"')
     (tmp_path / "throwaway_domain.py").write_text(source)
     info = tmp_path / "throwaway-0.1.dist-info"

@@ -1,7 +1,8 @@
 """Backward: topological order and the chain rule's content through LLM calls."""
 
-from tgdomains import LLMCall, TextLoss, Variable, aggregate, function_node, sum_variables
+from tgdomains import LLMCall, TextLoss, Variable, sum_variables
 from tgdomains.engines import ScriptedEngine
+from tgdomains.functions import aggregate, function_node
 
 
 def test_backward_visits_in_topological_order_and_carries_feedback_upstream():

@@ -337,7 +337,7 @@ def test_a_constrained_step_of_the_small_model_always_parses(tmp_path, monkeypat
     assert report.status == "updated", report.problem
     assert parse(value) == value  # canonical, every structure, in bounds
     # no repair request was needed: a call beyond the first is a re-ask of a repeated plan (which replies repeat
-    # depends on the machine's llama.cpp build: none on earlier machines, two on session 11's)
+    # depends on the machine's llama.cpp build)
     assert engine.usage.calls == 1 + len(report.repeats), report.problem
 
 

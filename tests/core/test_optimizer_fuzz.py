@@ -124,7 +124,7 @@ def test_tgd_step_never_raises(first, second, value, validator, one_call, moment
         opt.step(score=score, evaluation_text=feedback)
         report = opt.report(x)
         assert report.status in ("updated", "repaired", "failed")
-        if report.repeats:  # the reply repeated the current value: re-asked (issue 14), up to two more calls
+        if report.repeats:  # the reply repeated the current value: re-asked, up to two more calls
             assert len(report.repeats) <= 2 and len(calls) <= 2 + len(report.repeats)
             assert x.value != old or report.problem  # still the old value: the problem says why
             first, second = second, first
@@ -153,13 +153,13 @@ def test_tgd_step_never_raises(first, second, value, validator, one_call, moment
 @settings(FUZZ, max_examples=150)
 @given(replies=st.lists(st.one_of(st.text(max_size=200), FRAGMENTS, st.sampled_from([
     OPEN + "4 * 6" + CLOSE, OPEN + "3 * 7" + CLOSE, OPEN + "1 +" + CLOSE, "", OPEN])), min_size=1, max_size=12),
-    one_call=st.booleans())
-def test_a_run_on_garbage_replies_finishes_and_keeps_the_best(tmp_path_factory, replies, one_call):
+    strategy=st.sampled_from(["chain", "reflexion"]))
+def test_a_run_on_garbage_replies_finishes_and_keeps_the_best(tmp_path_factory, replies, strategy):
     it = iter(replies * 3)
     engine = ScriptedEngine(lambda messages: next(it, OPEN + "2 * 2" + CLOSE))
     d = tmp_path_factory.mktemp("fz")
     result = optimize(ArithmeticDomain(), Target("t", 21), engine=engine, run_dir=d, iterations=4,
-                      one_call=one_call, progress=False)
+                      strategy=strategy, progress=False)
     scores = [s.score for s in result.steps]
     best = max(-math.inf if v is None else v for v in scores)
     assert result.best_evaluation.score == best

@@ -81,12 +81,11 @@ def D(steps) -> list[dict]:
 
 
 def check_tree(steps: list[dict]) -> None:
-    """ids are line indices; every parent, merge partner and original of a duplicate is an earlier step."""
+    """ids are line indices; every parent and original of a duplicate is an earlier step."""
     assert [s["id"] for s in steps] == list(range(len(steps)))
     assert steps[0]["parent"] is None and steps[0]["status"] == "initial"
     for s in steps[1:]:
         assert 0 <= s["parent"] < s["id"]
-        assert s.get("merge_with") is None or 0 <= s["merge_with"] < s["id"]
         if s["duplicate_of"] is not None:
             assert steps[s["duplicate_of"]]["value"] == s["value"] and s["duplicate_of"] < s["id"]
             assert steps[s["duplicate_of"]]["duplicate_of"] is None
@@ -193,37 +192,6 @@ def test_unusable_replies_keep_the_parent_and_are_not_evaluated(tmp_path):
     assert result.usage["unusable_replies"] == len(failed)
 
 
-def test_one_call_mode_spends_one_call_per_child(tmp_path):
-    engine = SeedEngine(additive)
-    result = optimize_population(ArithmeticDomain(), Target("t", 99), engine=engine, run_dir=tmp_path / "r",
-                                 population=2, proposals=2, iterations=2, one_call=True, **quiet())
-    children = D(result.steps)[1:]
-    assert len(engine.requests) == len(children) == result.usage["llm_calls"]
-    assert all(s["feedback"] == "critique" and s["usage"]["llm_calls"] == 1 for s in children)
-
-
-def test_merge_shows_the_best_parent_another_front_member(tmp_path):
-    def split(kind, value, seed, prompt):
-        if kind == "feedback":
-            return "fb"
-        if value == "1 + 1":  # one short child and one close but long child: two front members with the parent
-            return tagged("2" if seed % 2 else "1 + 1 + 9 + 9")
-        return tagged(f"{value} + 1")
-
-    engine = SeedEngine(split)
-    result = optimize_population(ArithmeticDomain(), Target("t", 30), engine=engine, run_dir=tmp_path / "r",
-                                 population=3, proposals=2, merge=True, iterations=2, **quiet())
-    merges = [s for s in D(result.steps) if s.get("merge_with") is not None]
-    assert len(merges) == 1 and merges[0]["iteration"] == 2  # iteration 1 had a single parent: nothing to merge
-    merge = merges[0]
-    primary, other = D(result.steps)[merge["parent"]], D(result.steps)[merge["merge_with"]]
-    assert primary["value"] == "1 + 1 + 9 + 9" and other["id"] != primary["id"]  # the best is the primary
-    assert "combine this variable's strengths" in merge["feedback"]
-    prompts = [r["prompt"] for r in engine.requests if f"Another candidate (#{other['id']}" in r["prompt"]]
-    assert len(prompts) == 1 and other["value"] in prompts[0] and "Examples of good values" in prompts[0]
-    check_tree(D(result.steps))
-
-
 def test_a_batch_runs_population_search_per_instance(tmp_path):
     from tgdomains.batch import optimize_many
 
@@ -292,7 +260,7 @@ def _truncate(run_dir: Path, keep: int, torn: str = "") -> None:
 
 
 def test_resume_from_an_iteration_boundary_replays_the_uninterrupted_run(tmp_path):
-    kwargs = dict(population=3, proposals=2, iterations=4, seed=7, merge=True, **quiet())
+    kwargs = dict(population=3, proposals=2, iterations=4, seed=7, **quiet())
     whole = optimize_population(ArithmeticDomain(), Target("t", 70), engine=SeedEngine(additive),
                                 run_dir=tmp_path / "whole", **kwargs)
     optimize_population(ArithmeticDomain(), Target("t", 70), engine=SeedEngine(additive), run_dir=tmp_path / "cut",
@@ -305,7 +273,7 @@ def test_resume_from_an_iteration_boundary_replays_the_uninterrupted_run(tmp_pat
     domain = ArithmeticDomain()
     resumed = optimize_population(domain, Target("t", 70), engine=SeedEngine(additive), run_dir=tmp_path / "cut",
                                   resume=True, **kwargs)
-    keys = ("id", "iteration", "parent", "value", "feedback", "status", "duplicate_of", "merge_with")
+    keys = ("id", "iteration", "parent", "value", "feedback", "status", "duplicate_of")
     assert [[s.get(k) for k in keys] for s in D(resumed.steps)] == [[s.get(k) for k in keys] for s in D(whole.steps)]
     assert set(domain.evaluated).isdisjoint(s["value"] for s in D(whole.steps)[:boundary])  # nothing re-evaluated
     assert read(tmp_path / "cut")[0] == D(resumed.steps)
@@ -386,7 +354,7 @@ def test_front_and_lineage_plots(tmp_path):
 
     domain = ArithmeticDomain()
     result = optimize_population(domain, Target("t", 40), engine=SeedEngine(additive), run_dir=tmp_path / "r",
-                                 population=3, proposals=2, merge=True, iterations=3, **quiet())
+                                 population=3, proposals=2, iterations=3, **quiet())
     chain = D(lineage(result.steps))
     assert chain[0]["id"] == 0 and chain[-1]["value"] == result.best_value
     assert all(child["parent"] == parent["id"] for parent, child in zip(chain, chain[1:], strict=False))

@@ -68,10 +68,3 @@ def test_the_seeds_table_is_what_the_committed_results_give():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     assert (BENCH / "seeds.md").read_text(encoding="utf-8") == module.render()
-
-
-def test_the_newline_bound_summary_in_the_readme_is_what_its_results_give():
-    spec = importlib.util.spec_from_file_location("quality_newline_bound", BENCH / "newline_bound.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    assert module.summary() in (BENCH / "README.md").read_text(encoding="utf-8")

@@ -38,11 +38,11 @@ def width(name: str) -> int:
 
 
 def check_tree(steps) -> None:
-    """ids are line indices; parents, merge partners and originals of duplicates are earlier steps."""
+    """ids are line indices; parents and originals of duplicates are earlier steps."""
     assert [s.id for s in steps] == list(range(len(steps)))
     assert steps[0].parent is None and steps[0].status is StepStatus.INITIAL
     for s in steps[1:]:
-        assert 0 <= s.parent < s.id and (s.merge_with is None or s.merge_with < s.id)
+        assert 0 <= s.parent < s.id
         if s.duplicate_of is not None:
             assert steps[s.duplicate_of].value == s.value and steps[s.duplicate_of].evaluated
     distinct = [s.value for s in steps if s.evaluated]

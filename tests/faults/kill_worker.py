@@ -26,8 +26,6 @@ TARGET = Target("t997", 997)  # prime and > 49 * 39: no reply reaches it, every 
 ITERATIONS = 30
 MODES = {
     "plain": {"momentum": 3},
-    "gate": {"momentum": 2, "accept_only_improvements": True},
-    "one_call": {"one_call": True, "momentum": 3},
     "no_momentum": {"momentum": 0, "seed": 5},
 }
 

@@ -23,10 +23,8 @@ TAG = "IMPROVED_VARIABLE"
 TARGET = Target("t997", 997)  # no reply reaches it: every run goes to its last iteration
 STRATEGIES = {
     "chain": {"iterations": 30},
-    "one-call": {"iterations": 40},
-    "population": {"iterations": 6, "population": 3, "proposals": 2, "merge": True},
-    "zero-shot": {"iterations": 40},
-    "best-of-n": {"iterations": 12, "samples": 3},
+    "population": {"iterations": 6, "population": 3, "proposals": 2},
+    "zero-shot": {"iterations": 12, "samples": 3},
     "reflexion": {"iterations": 40},
 }
 

@@ -1,4 +1,4 @@
-"""Issue 7: >= 10,000 generated SMILES strings and replies, each a canonical SMILES or a clear error; never a crash.
+""">= 10,000 generated SMILES strings and replies, each a canonical SMILES or a clear error; never a crash.
 
 Parsing and validation only: an evaluation of an invalid string must not dock, so no docking happens here at all.
 """

@@ -1,4 +1,4 @@
-"""Issue 7: generated hyperparameter texts and goal files each get a clear error or a valid result, never an
+"""Generated hyperparameter texts and goal files each get a clear error or a valid result, never an
 unhandled exception. Most examples only parse/validate (fast); a few go through the full planning evaluator."""
 
 import json

@@ -75,3 +75,16 @@ class RunEngine(BaseEngine):
 
     def describe(self) -> str:
         return getattr(self.engine, "describe", lambda: repr(self.engine))()
+
+
+class Meter(RunEngine):
+    """One proposal's view of the run's engine: counts that proposal's calls, and whether a budget refused one."""
+
+    refused = False
+
+    def _complete(self, request: Request) -> Completion:
+        try:
+            return super()._complete(request)
+        except BudgetExceeded:
+            self.refused = True
+            raise

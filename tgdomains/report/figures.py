@@ -175,10 +175,6 @@ def plot_lineage(steps: list[Step], path: str | Path) -> Path:
             label = f"#{s.id}\n{'invalid' if math.isnan(sc) else f'{sc:.3g}'}"
             ax.annotate(label, (s.iteration, 0 if math.isnan(sc) else sc), textcoords="offset points",
                         xytext=(0, 8), ha="center", fontsize=7)
-            if s.merge_with is not None and s.merge_with in by_id:
-                other = by_id[s.merge_with]
-                ax.plot([other.iteration, s.iteration], [score(other), sc], "--", color="tab:purple", lw=1,
-                        zorder=2)
         if chain[-1].evaluation.passed:
             ax.plot(chain[-1].iteration, score(chain[-1]), "*", color="gold", ms=16, markeredgecolor="k", zorder=4)
     from matplotlib.ticker import MaxNLocator

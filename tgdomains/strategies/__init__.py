@@ -2,14 +2,14 @@
 
 A strategy is a dataclass whose fields are its settings (stored in run.json, so a resumed run rebuilds it) with one
 method that matters, `propose(run, iteration, room)`: the candidates of one iteration, each a `Proposal` metered on
-its own `run.meter()`. It reads what it needs from the run (`run.steps`, `run.candidates`, `run.best`, `run.setup`,
-`run.config`) and keeps no other state, so a run killed at any point and resumed proposes exactly what it would
-have. Seeds come from `run.config.seed`, the iteration and the proposal's slot, for the same reason.
+its own `run.meter()`. `run` is a read-only `tgdomains.runview.RunView` (steps, best, setup, config, the reply
+format); a strategy keeps no other state, so a run killed at any point and resumed proposes exactly what it would
+have. Seeds come from `run.seed(iteration, slot)` and `run.sampler_seed(iteration)` for the same reason.
 
-    chain        TGD on the latest candidate (or the best, with accept_only_improvements): feedback, then a step
-    one-call     the chain with feedback and new value in one LLM call
-    population   Pareto-front parents, `proposals` TGD children each, optional merge child (Pareto front search)
-    zero-shot    independent solutions from the task alone (best-of-N sampling); `best-of-n` asks N per iteration
+    chain        TGD on the latest candidate (the best after a worse step): feedback, then a step; a new value
+                 from the best's evaluation after an edit that did not improve
+    population   Pareto-front parents, `proposals` TGD children each (Pareto front search)
+    zero-shot    independent solutions from the task alone, `samples` per iteration (best-of-N sampling)
     reflexion    reflect on the latest evaluation and write a corrected value (one call per iteration)
 
 Domains add their own (LLM-free baselines: molecules' `graph-ga`, radiotherapy's `optuna`) through
@@ -25,10 +25,10 @@ from tgdomains.strategies.base import Proposal, Strategy
 
 
 def core_strategies() -> dict[str, type[Strategy]]:
-    from tgdomains.strategies.sampling import BestOfN, Reflexion, ZeroShot
-    from tgdomains.strategies.tgd import Chain, OneCall, Population
+    from tgdomains.strategies.sampling import Reflexion, ZeroShot
+    from tgdomains.strategies.tgd import Chain, Population
 
-    return {s.name: s for s in (Chain, OneCall, Population, ZeroShot, BestOfN, Reflexion)}
+    return {s.name: s for s in (Chain, Population, ZeroShot, Reflexion)}
 
 
 def available(domain: Any = None) -> dict[str, type[Strategy]]:

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from tgdomains.evaluation import Evaluation
 from tgdomains.records import StepStatus
 
 if TYPE_CHECKING:
+    from tgdomains.engines.budget import Meter
     from tgdomains.records import Step
-    from tgdomains.run import Meter, Run
+    from tgdomains.runview import RunView
 
 
 @dataclass
@@ -23,8 +23,6 @@ class Proposal:
     status: StepStatus = StepStatus.UPDATED
     problem: str = ""  # why a reply was unusable (status failed / repaired)
     meter: Meter | None = None  # the LLM usage that produced it becomes its step's usage
-    merge_with: int | None = None
-    gate: Evaluation | None = None  # mark the step rejected unless it beats this (accept-only-improvements)
     budget_refused: bool = False  # set when the strategy saw a spent budget before asking
     restart: bool = False  # written from scratch, not an edit of `parent` (recorded in its step)
 
@@ -36,20 +34,24 @@ class Proposal:
 
 @dataclass
 class Strategy:
-    """Base class: settings are dataclass fields; override `propose` (and `width` when it proposes several)."""
+    """Base class: settings are dataclass fields; override `propose` (and `width` when it proposes several).
+
+    A field's `metadata={"help": ..., "min": ...}` is its one description: the CLI's flag (`--NAME`, checked against
+    `min`, default 0) is made from it."""
 
     name: ClassVar[str] = "strategy"
 
     def settings(self) -> dict[str, Any]:
-        return asdict(self)
+        """What run.json records: every field but those that say how, not what (metadata `recorded=False`)."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.metadata.get("recorded", True)}
 
     def width(self) -> int:
         """Proposals per iteration at most (sizes the evaluation threads)."""
         return 1
 
-    def propose(self, run: Run, iteration: int, room: int | None) -> list[Proposal]:
-        """This iteration's candidates; `room` is how many more the evaluation budget allows (None: no limit)."""
+    def propose(self, run: RunView, iteration: int, room: int | None) -> list[Proposal]:
+        """This iteration's candidates, from what `run` shows; `room` is how many more the evaluation budget allows (None: no limit)."""
         raise NotImplementedError
 
-    def observe(self, run: Run, steps: list[Step]) -> None:
+    def observe(self, run: RunView, steps: list[Step]) -> None:
         """Called with the steps just recorded (ask/tell optimizers may keep a cache here; never needed to resume)."""

@@ -8,7 +8,7 @@ domain's `parse`, and the run's budgets, so "same budget" comparisons with TGD a
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import takewhile
 from typing import TYPE_CHECKING, ClassVar
 
@@ -16,7 +16,6 @@ from tgdomains import prompts
 from tgdomains.domain import ParseError
 from tgdomains.engines.budget import BudgetExceeded
 from tgdomains.evaluation import format_score
-from tgdomains.grammar import reply_format_for
 from tgdomains.optimizer import _REPEAT_TEMPERATURES, CutOff, cut_off, retry_temperature
 from tgdomains.parsing import extract_tagged
 from tgdomains.records import StepStatus
@@ -25,10 +24,12 @@ from tgdomains.strategies.base import Proposal, Strategy
 
 if TYPE_CHECKING:
     from tgdomains.engines.base import ReplyFormat
+    from tgdomains.engines.budget import Meter
     from tgdomains.records import Step
-    from tgdomains.run import Meter, Run
+    from tgdomains.runview import RunView
 
 _EVAL_GIST = 160  # characters of an evaluation shown where a step is named (a repeat, a past attempt)
+_SAMPLE_TEMPERATURE = 0.8  # independent samples need a temperature above 0 to differ
 
 
 def value_from_reply(reply: str, parse: Callable[[str], str], finish_reason: str | None = None,
@@ -50,22 +51,16 @@ def value_from_reply(reply: str, parse: Callable[[str], str], finish_reason: str
     return parse(value)
 
 
-def seen_values(run: Run) -> dict[str, str]:
+def seen_values(run: RunView) -> dict[str, str]:
     """Every value the run evaluated, named as a re-ask names a repeat: its step, score and evaluation gist."""
     return {s.value: f"step #{s.id} (score {format_score(s.score)}: {gist_of(s)})" for s in run.candidates}
-
-
-def sample_seed(run: Run, k: int, j: int = 0) -> int:
-    """The seed of zero-shot's `j`-th sample at its iteration `k` (the chain's k-th restart from the task uses it, so
-    that it draws the same sample)."""
-    return run.seed(k, j)
 
 
 def gist_of(step: Step) -> str:
     return " ".join(step.evaluation.text.split())[:_EVAL_GIST] or "no evaluation text"
 
 
-def ask_for_value(run: Run, messages: list[dict[str, str]], parent: Step, *, meter: Meter, seed: int,
+def ask_for_value(run: RunView, messages: list[dict[str, str]], parent: Step, *, meter: Meter, seed: int,
                   temperature: float, feedback: str = "", avoid: dict[str, str] | None = None,
                   reply_format: ReplyFormat | None = None) -> Proposal:
     """One LLM call whose reply is parsed by the domain; an unusable reply keeps the parent's value (failed).
@@ -109,45 +104,30 @@ def _failed(parent: Step, feedback: str, problem: str, meter: Meter) -> Proposal
 
 @dataclass
 class ZeroShot(Strategy):
-    """Independent solutions from the task alone, `samples` per iteration (children of the initial step)."""
+    """Independent solutions from the task alone, `samples` per iteration (children of the initial step): best-of-N
+    sampling, the baseline every other strategy must beat at equal LLM calls."""
 
     name: ClassVar[str] = "zero-shot"
-    samples: int = 1
-    sample_temperature: float = 0.8  # independent samples need a temperature above 0 to differ
-    workers: int | None = None  # threads for the samples (default: one each; 1 makes a replay independent of timing)
-    # decode under the domain's reply grammar, as TGD's steps are (default off: the paper's baseline samples free
-    # text, and so did every zero-shot row recorded before session 11)
-    constrained: bool = False
+    samples: int = field(default=1, metadata={"help": "samples per iteration", "min": 1})
+    workers: int | None = field(default=None, metadata={"help": "threads for the samples (default: one each; 1 "
+                                                                "makes a replay independent of timing)",
+                                                        "recorded": False})
 
     def check(self) -> ZeroShot:
         if self.samples < 1:
             raise ValueError(f"samples must be >= 1, got {self.samples}")
         return self
 
-    def settings(self) -> dict:
-        return {k: v for k, v in super().settings().items() if k != "workers"}  # how, not what: not recorded
-
     def width(self) -> int:
         return self.samples
 
-    def propose(self, run: Run, iteration: int, room: int | None) -> list[Proposal]:
+    def propose(self, run: RunView, iteration: int, room: int | None) -> list[Proposal]:
         s = run.setup
         messages = prompts.solve_messages(s.context, s.role, s.constraints)
-        form = reply_format_for(run.domain, run.instance) if self.constrained else None
         n = self.samples if room is None else max(0, min(self.samples, room))
         return run.map(lambda j: ask_for_value(run, messages, run.steps[0], meter=run.meter(),
-                                               seed=sample_seed(run, iteration, j),
-                                               temperature=self.sample_temperature, reply_format=form),
-                       list(range(n)),
-                       workers=self.workers)
-
-
-@dataclass
-class BestOfN(ZeroShot):
-    """Zero-shot sampling, four samples per iteration."""
-
-    name: ClassVar[str] = "best-of-n"
-    samples: int = 4
+                                               seed=run.seed(iteration, j), temperature=_SAMPLE_TEMPERATURE),
+                       list(range(n)), workers=self.workers)
 
 
 @dataclass
@@ -160,7 +140,7 @@ class Reflexion(Strategy):
 
     name: ClassVar[str] = "reflexion"
 
-    def propose(self, run: Run, iteration: int, room: int | None) -> list[Proposal]:
+    def propose(self, run: RunView, iteration: int, room: int | None) -> list[Proposal]:
         last = run.steps[-1]
         text = last.evaluation.text
         temperature = run.config.temperature
@@ -173,4 +153,4 @@ class Reflexion(Strategy):
         messages = prompts.reflect_messages(run.setup.context, last.value, text)
         return [ask_for_value(run, messages, last, meter=run.meter(), seed=run.seed(iteration),
                               temperature=temperature, feedback="(reflexion)", avoid=seen_values(run),
-                              reply_format=reply_format_for(run.domain, run.instance))]
+                              reply_format=run.reply_format)]

@@ -122,6 +122,20 @@ class MoleculesDomain(Domain):
         return MoleculeTask(target=check_target(target), start=start_smiles, objective=objective, docking=docking,
                             smiles=args.get("smiles"))
 
+    def instance_args(self, instance: MoleculeTask) -> dict[str, Any] | None:
+        """The keys `load` rebuilds `instance` from (stored in run.json for resume); None for a task built in Python
+        with a setting `load` has no key for."""
+        objective, docking = instance.objective, instance.docking
+        if objective.constraint_penalty != Objective().constraint_penalty or not docking.use_cache:
+            return None
+        return {"target": instance.target, "start": instance.start, "backend": docking.backend,
+                "exhaustiveness": docking.exhaustiveness, "docking_seed": docking.seed,
+                "docking_cache": docking.cache_dir, "docking_workers": docking.workers,
+                "docking_time_limit": docking.time_limit_s, "vina_weight": objective.vina_weight,
+                "qed_weight": objective.qed_weight, "mw_min": objective.mw_min, "mw_max": objective.mw_max,
+                "sa_max": objective.sa_max, "no_pains": objective.forbid_pains, "reference": objective.reference,
+                "min_similarity": objective.min_similarity, "target_score": objective.target_score}
+
     def candidate_from_args(self, args: dict[str, Any], instance: MoleculeTask) -> str:
         """The molecule `tgdomains evaluate` scores: --smiles as given (evaluate reports it if invalid)."""
         return args.get("smiles") or instance.start

@@ -105,3 +105,4 @@ def test_a_docking_past_its_time_limit_is_stopped_and_scored_invalid(tmp_path):
     again = evaluator.evaluate("CCO")  # a fresh worker takes the next molecule
     assert again.valid, again.text
     evaluator.docker.close()
+

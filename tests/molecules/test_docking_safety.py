@@ -5,6 +5,7 @@ import hashlib
 import json
 import os
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -14,6 +15,7 @@ import pytest
 from domains.molecules import DockingCache, DockingSettings, MoleculeEvaluator, MoleculeTask
 from domains.molecules.docking import _protonate, dock_in_this_process
 
+ROOT = Path(__file__).resolve().parents[2]
 QUADRUPLE = "C$C"  # valid SMILES: two carbons and a quadruple bond; a shell reads "C" and an empty variable $C
 
 
@@ -106,3 +108,32 @@ def test_a_docking_past_its_time_limit_is_stopped_and_scored_invalid(tmp_path):
     assert again.valid, again.text
     evaluator.docker.close()
 
+
+
+@pytest.mark.slow
+def test_a_docking_worker_and_its_programs_stop_when_their_parent_is_killed():
+    parent_code = ("import threading, time\n"
+                   "from domains.molecules.docking import DockingSettings, Docker\n"
+                   "docker = Docker(DockingSettings(backend='dockstring', exhaustiveness=1, use_cache=False, workers=1))\n"
+                   "threading.Thread(target=lambda: docker.dock('C' * 30, 'DRD2'), daemon=True).start()\n"
+                   "time.sleep(600)\n")
+    parent = subprocess.Popen([sys.executable, "-c", parent_code], env={**os.environ, "PYTHONPATH": str(ROOT)})
+    sessions: set[int] = set()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and len(_session_members(sessions)) < 2:  # the worker and the Vina binary
+        time.sleep(0.2)
+        sessions = {int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit() and _parent_of(p) == parent.pid}
+    assert len(_session_members(sessions)) >= 2
+    parent.kill()  # a SIGKILL: the parent stops nothing itself
+    parent.wait()
+    deadline = time.monotonic() + 10
+    while _session_members(sessions) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not _session_members(sessions)
+
+
+def _parent_of(proc: Path) -> int:
+    try:
+        return int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return -1

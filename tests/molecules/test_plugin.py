@@ -122,7 +122,7 @@ def test_a_scripted_textgrad_run_docks_each_new_molecule_and_reports(fast_dockin
         "SMILES: CC(=O)Nc1ccc(O)cc1",
         "```smiles\nCC(=O)Nc1ccc(O)cc1\n```",  # the same molecule again: not docked twice
     ]))
-    result = optimize("benzene", "DRD2", engine=engine, iterations=3, backend="vina", exhaustiveness=1,
+    result = optimize("benzene", "DRD2", engine=engine, strategy="chain", iterations=3, backend="vina", exhaustiveness=1,
                       docking_cache=fast_docking.cache_dir, run_dir=tmp_path / "run", progress=False)
     history = records_from_steps(result.steps)
     values = [r.smiles for r in history]

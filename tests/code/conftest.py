@@ -16,6 +16,15 @@ FAST = Limits(test_timeout_s=1.0, total_timeout_s=6.0, memory_mb=256, processes=
 needs_bwrap = pytest.mark.skipif(not bubblewrap_available(), reason="bubblewrap cannot run here")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def private_cache_dir(tmp_path_factory):
+    """The code tests write their caches (expected values) to a folder of their own, never the user's."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("TGDOMAINS_CACHE_DIR", str(tmp_path_factory.mktemp("tgd-code-cache")))
+    yield
+    mp.undo()
+
+
 @pytest.fixture(scope="module")
 def sandbox():
     with Sandbox(FAST) as sb:

@@ -457,6 +457,7 @@ class _Judge:
         self.values: list[Any] = [None] * len(self.tests)
         self.texts: list[str | None] = [None] * len(self.tests)
         self.time_s = 0.0
+        self.decode_budget = decode_budget()  # for all of this job's records together
 
     def load(self, record: object) -> None:
         record = record if isinstance(record, dict) else {}
@@ -476,7 +477,7 @@ class _Judge:
         elif status == "returned":
             text = record.get("value")
             try:
-                value = decode_plain(text)
+                value = decode_plain(text, self.decode_budget)
             except ValueError as exc:
                 status, error = "error", f"garbled result from the test process ({exc})"
             else:
@@ -570,39 +571,65 @@ _SCALARS = {str, bool, type(None), int, float}
 MAX_SAME_HASH = 32  # elements of one set or keys of one dict that may share a hash value
 
 
-def decode_plain(text: object) -> Any:
+def decode_budget() -> list[int]:
+    """What the host may spend decoding one candidate's results, all its tests together (`decode_plain`)."""
+    return [HOST_DECODE_UNITS]
+
+
+def decode_plain(text: object, job_budget: list[int] | None = None) -> Any:
     """The value a child's record claims, from worker.encode_plain's JSON; ValueError for anything malformed.
 
-    Bounded like everything the host does with candidate output: the text is at most a record's size (the worker
-    cuts longer ones), at most MAX_NODES elements and MAX_DEPTH levels are decoded, integers come as hex (linear
-    to read, no digit limit to lift), and a set or dict whose elements share one hash value more than MAX_SAME_HASH
-    times is refused before it is built (a forged set of colliding integers would cost quadratic time)."""
+    Bounded like everything the host does with candidate output, since a candidate can write any record: the text
+    is at most a record's size (the worker cuts longer ones); at most MAX_NODES elements and MAX_DEPTH levels are
+    decoded; integers come as hex (linear to read, no digit limit to lift); a set or dict whose elements share one
+    hash value more than MAX_SAME_HASH times is refused before it is built (a forged set of colliding integers
+    would cost quadratic time); and `job_budget` (`decode_budget()`, one per job) caps the work for all of a
+    candidate's records together: once spent, later records are refused without being parsed."""
     if not isinstance(text, str):
         raise ValueError("no value")
     if len(text) > 2 * _worker.MAX_RECORD_BYTES:
         raise ValueError("a value longer than a record may be")
+    budget = [_worker.MAX_NODES, job_budget[0] if job_budget is not None else HOST_DECODE_UNITS]
+    # Every container costs at least a unit: more brackets than units left is refused before parsing (counting
+    # them runs at memory speed; HumanEval+'s answers hold at most 2,500 per problem, strings included).
+    if budget[1] <= 0 or text.count("[") + text.count("{") > budget[1]:
+        raise ValueError("the candidate's results are beyond what the host decodes for one candidate")
     try:
-        tree = json.loads(text)
+        return _decode(json.loads(text), 0, budget)
     except RecursionError:
         raise ValueError("nested too deeply") from None
     except ValueError as exc:
-        raise ValueError(f"not JSON ({_cut(str(exc), 100)})") from None
-    return _decode(tree, 0, [_worker.MAX_NODES])
+        raise ValueError(_cut(str(exc), 150)) from None
+    finally:
+        if job_budget is not None:
+            job_budget[0] = budget[1]
+
+
+# The host's decoding work is counted in units of about one generic element (a tuple, a dict entry, an element of a
+# mixed list: ~1.5 us each on the machine of bench/code); an element of a list of scalars costs 1/16 unit, of a
+# packed list of numbers 1/64. HumanEval+'s canonical outputs need at most 160,000 units per problem (HumanEval/130),
+# most under 3,100; a candidate's records stop at this many (bench/code/bench_forged_results.py).
+HOST_DECODE_UNITS = 1_000_000
+
+
+def _spend(budget: list[int], elements: int, units: int) -> None:
+    budget[0] -= elements
+    budget[1] -= units
+    if budget[0] < 0:
+        raise ValueError(f"more than {_worker.MAX_NODES:,} elements")
+    if budget[1] < 0:
+        raise ValueError("the candidate's results are beyond what the host decodes for one candidate")
 
 
 def _decode(tree: Any, depth: int, budget: list[int]) -> Any:
-    budget[0] -= 1
-    if budget[0] < 0:
-        raise ValueError(f"more than {_worker.MAX_NODES:,} elements")
+    _spend(budget, 1, 1)
     if tree is None or isinstance(tree, (bool, int, float, str)):
         return tree
     if depth > _worker.MAX_DEPTH:
         raise ValueError("nested too deeply")
     if isinstance(tree, list):
         if set(map(type, tree)) <= _SCALARS:  # JSON made these values already: one pass, no call per element
-            budget[0] -= len(tree)
-            if budget[0] < 0:
-                raise ValueError(f"more than {_worker.MAX_NODES:,} elements")
+            _spend(budget, len(tree), len(tree) // 16)
             return tree
         return [_decode(item, depth + 1, budget) for item in tree]
     if not isinstance(tree, dict) or len(tree) != 1:
@@ -621,7 +648,10 @@ def _decode(tree: Any, depth: int, budget: list[int]) -> Any:
         return _unpack_numbers(payload, budget)
     if isinstance(payload, list):
         if tag == "tuple":
-            return tuple(_decode(item, depth + 1, budget) for item in payload)
+            if set(map(type, payload)) <= _SCALARS:
+                _spend(budget, len(payload), len(payload) // 16)
+                return tuple(payload)
+            return tuple([_decode(item, depth + 1, budget) for item in payload])
         try:
             if tag in ("set", "frozenset"):
                 items = [_decode(item, depth + 1, budget) for item in payload]
@@ -647,9 +677,7 @@ def _unpack(tag: str, payload: str, budget: list[int]) -> list[Any]:
         raise ValueError("bad base64") from None
     if len(data) % 8:
         raise ValueError("a packed list whose length is not a multiple of 8 bytes")
-    budget[0] -= len(data) // 8
-    if budget[0] < 0:
-        raise ValueError(f"more than {_worker.MAX_NODES:,} elements")
+    _spend(budget, len(data) // 8, len(data) // 8 // 64)
     values = array.array("d" if tag == "f64" else "q")
     values.frombytes(data)
     return values.tolist()

@@ -149,9 +149,17 @@ def evalplus_truth(record: dict) -> dict[str, Any]:
 
 
 def evalplus_passes(record: dict, program: str, truth: dict[str, Any]) -> bool:
-    """evalplus.evaluate.check_correctness's verdict with its defaults (fast_check on, as `evaluate` runs it)."""
+    """evalplus.evaluate.check_correctness's verdict with its defaults (fast_check on, as `evaluate` runs it).
+
+    HumanEval/32 (find_zero) is the exception: evalplus 0.3.1's `untrusted_check` fails every find_zero program,
+    its own canonical solution included, because its special oracle `continue`s before the input is counted as
+    done, so fewer results than inputs come back (evalplus/eval/__init__.py, `unsafe_execute`). For that task the
+    same oracle (`_poly(xs, out)` within atol on every input) is applied to the program's outputs, computed with
+    evalplus's `trusted_exec` under its `time_limit`."""
     from evalplus.eval import PASS, untrusted_check
 
+    if record["entry_point"] == "find_zero":
+        return _find_zero_oracle(record, program)
     for part in ("base", "plus"):
         status, _ = untrusted_check("humaneval", program, record[f"{part}_input"], record["entry_point"],
                                     expected=truth[part], atol=record["atol"], ref_time=truth[f"{part}_time"],
@@ -159,6 +167,20 @@ def evalplus_passes(record: dict, program: str, truth: dict[str, Any]) -> bool:
         if status != PASS:
             return False
     return True
+
+
+def _find_zero_oracle(record: dict, program: str) -> bool:
+    from evalplus.eval._special_oracle import _poly
+    from evalplus.eval.utils import time_limit
+    from evalplus.gen.util import trusted_exec
+
+    inputs = record["base_input"] + record["plus_input"]
+    try:
+        with time_limit(60.0):
+            outputs = trusted_exec(program, inputs, "find_zero")
+        return all(abs(_poly(*args, out)) <= record["atol"] for args, out in zip(inputs, outputs, strict=True))
+    except BaseException:  # whatever the program raised, or the time limit
+        return False
 
 
 # ---------------------------------------------------------------- ours

@@ -11,8 +11,19 @@ process plumbing (start, a line out, lines in with a deadline and a length limit
 
 The verdict is made here, never in the sandbox: the worker gets the test calls only, the child returns what each call
 returned as plain data (exact builtin types), and this module compares it with the expected value, which is read
-from the test's source here and never sent anywhere. `run(..., retire_worker=True)` stops the worker after the job,
-so that tests a candidate saw in that job (hidden ones) are in no process that a later candidate's code can reach.
+from the test's source here (or given as a value) and never sent anywhere.
+
+The integrity guarantee: after a hidden verdict, no later candidate, on any worker, can observe anything derived
+from it. `run(..., retire_worker=True)` stops the worker after the job, so the hidden tests are in no process a
+later candidate's code can reach; children are forked from a zygote that never saw a job; everything a candidate
+could write (files, /tmp, /dev/shm) is emptied after each job; and kernel objects that outlive a process and are
+found by name or key (keyrings, System V IPC, POSIX message queues) cannot be made or reached at all: the worker's
+seccomp filter fails those calls for every candidate, each worker has its own IPC namespace, and the worker leaves
+the caller's session keyring before any candidate runs, so nothing of the caller's is reachable either.
+
+Everything this module does with a candidate's output is bounded in time and size, whatever the candidate writes
+on its pipe: `decode_plain` works under a per-job budget and refuses hash floods, integers travel in hex and are
+never turned into decimal text (the process-wide digit limit is never lifted), and `shown_repr` stops at its limit.
 """
 
 from __future__ import annotations

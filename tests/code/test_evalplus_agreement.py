@@ -68,7 +68,12 @@ def test_every_canonical_solution_passes_in_both_verdicts(dataset):
     assert len(programs) == 164
     verdicts = _both_verdicts(agreement, records, problems, programs)
     assert [task for (task, _), (ours, _) in zip(programs, verdicts, strict=True) if not ours] == []
-    assert [task for (task, _), (_, theirs) in zip(programs, verdicts, strict=True) if not theirs] == []
+    # evalplus's clock is 4x the canonical's own time (at least 1 s): with our jobs running beside it, a slow one
+    # (HumanEval/15 at load 8) can overrun. Those are judged once more, alone.
+    again = [(task, program) for (task, program), (_, theirs) in zip(programs, verdicts, strict=True) if not theirs]
+    failing = [task for task, program in again
+               if not agreement.evalplus_passes(records[task], program, agreement.evalplus_truth(records[task]))]
+    assert failing == []
 
 
 def test_mutants_get_evalplus_verdict_unless_a_policy_difference_explains_it(dataset):

@@ -617,9 +617,9 @@ def decode_plain(text: object, job_budget: list[int] | None = None) -> Any:
 
 
 # The host's decoding work is counted in units of about one generic element (a tuple, a dict entry, an element of a
-# mixed list: ~1.5 us each on the machine of bench/code); an element of a list of scalars costs 1/16 unit, of a
-# packed list of numbers 1/64. HumanEval+'s canonical outputs need at most 160,000 units per problem (HumanEval/130),
-# most under 3,100; a candidate's records stop at this many (bench/code/bench_forged_results.py).
+# mixed list: ~1.5 us each on the machine of bench/code); an element of a list of scalars costs 1/16 unit, of a set
+# of scalars 1/4, of a packed list of numbers 1/64. HumanEval+'s canonical outputs need at most 160,000 units per
+# problem (HumanEval/130), most under 3,100; a candidate's records stop at this many (bench_forged_results.py).
 HOST_DECODE_UNITS = 1_000_000
 
 
@@ -665,7 +665,11 @@ def _decode(tree: Any, depth: int, budget: list[int]) -> Any:
             return tuple([_decode(item, depth + 1, budget) for item in payload])
         try:
             if tag in ("set", "frozenset"):
-                items = [_decode(item, depth + 1, budget) for item in payload]
+                if set(map(type, payload)) <= _SCALARS:
+                    _spend(budget, len(payload), len(payload) // 4)  # hashing and inserting: 1/4 unit each
+                    items = payload
+                else:
+                    items = [_decode(item, depth + 1, budget) for item in payload]
                 _refuse_hash_floods(items)
                 return (set if tag == "set" else frozenset)(items)
             if tag == "dict" and all(isinstance(pair, list) and len(pair) == 2 for pair in payload):

@@ -89,13 +89,13 @@ MUTANTS = [
                                       "return sum(abs(x - mean) for x in numbers) / len(numbers) * (1 + 1e-9)"),
            differs="absolute tolerance only: evalplus also accepts a relative error of 1e-7"),
     # several right answers
-    Mutant(32, "another root (bisection from the right)", program=(
-        "import math\n\n\ndef poly(xs, x):\n    return sum(coeff * math.pow(x, i) for i, coeff in enumerate(xs))\n\n\n"
-        "def find_zero(xs):\n    lo, hi = -1.0, 1.0\n    while poly(xs, lo) * poly(xs, hi) > 0:\n"
-        "        lo, hi = lo * 2, hi * 2\n    if poly(xs, hi) == 0:\n        return hi\n"
-        "    for _ in range(200):\n        mid = (lo + hi) / 2\n"
-        "        if poly(xs, mid) * poly(xs, hi) <= 0:\n            lo = mid\n        else:\n            hi = mid\n"
-        "    return (lo + hi) / 2\n")),
+    Mutant(32, "another root (Newton from other starts first)", ("    x, tol = 0, 1e-5\n", (
+        "    for start in (3.0, -3.0, 7.0, -7.0):\n        x = start\n        try:\n"
+        "            for _ in range(200):\n                fx, dfx = func(x), derivative(x)\n"
+        "                if abs(fx) < 1e-6 or dfx == 0:\n                    break\n"
+        "                x = x - fx / dfx\n            if abs(func(x)) < 1e-6:\n                return x\n"
+        "        except (OverflowError, ZeroDivisionError):\n            pass\n"
+        "    x, tol = 0, 1e-5\n"))),  # another root than the canonical one on 224 of 888 inputs
     Mutant(32, "root rounded to 4 places", ("    return x\n", "    return round(x, 4)\n")),
     # names nobody imported
     Mutant(13, "math without import", program="def greatest_common_divisor(a: int, b: int) -> int:\n"
@@ -114,6 +114,7 @@ MUTANTS = [
     Mutant(53, "hangs on one input", ("return x + y", "while x == 123456789098765432101234567894:\n"
                                                       "        pass\n    return x + y")),
     Mutant(35, "prints", ("return max(l)", "print(l)\n    return max(l)")),
+    # wrong after all: [None, None, ...] is an input, and sorting it in place raises (its set has one element)
     Mutant(34, "sorts its argument in place", ("return sorted(set(l))", "l.sort()\n    return sorted(set(l))")),
     Mutant(0, "quadratic but right", program=(
         "def has_close_elements(numbers, threshold):\n    return any(abs(a - b) < threshold\n"

@@ -45,21 +45,22 @@ def dataset(tmp_path_factory):
 
 
 def _both_verdicts(agreement, records, problems, programs):
-    """(ours, evalplus's) for each (task_id, program): evalplus in a thread of its own (its checks run in child
-    processes), ours meanwhile, one sandbox job per program, so the two cores work at once."""
-    def theirs():
+    """(ours, evalplus's) for each (task_id, program): ours in a thread of its own (one sandbox job per program, in
+    the sandbox's processes), evalplus's meanwhile in this thread (its clock is a SIGALRM timer, which only the main
+    thread may set), so the two cores work at once."""
+    def ours():
+        with Sandbox() as sandbox:
+            return [agreement.our_passes(problems[task_id], program, sandbox) for task_id, program in programs]
+
+    with ThreadPoolExecutor(1) as pool:
+        mine = pool.submit(ours)
         truths = {}
-        out = []
+        theirs = []
         for task_id, program in programs:
             if task_id not in truths:
                 truths[task_id] = agreement.evalplus_truth(records[task_id])
-            out.append(agreement.evalplus_passes(records[task_id], program, truths[task_id]))
-        return out
-
-    with ThreadPoolExecutor(1) as pool, Sandbox() as sandbox:
-        evalplus = pool.submit(theirs)
-        ours = [agreement.our_passes(problems[task_id], program, sandbox) for task_id, program in programs]
-        return list(zip(ours, evalplus.result(), strict=True))
+            theirs.append(agreement.evalplus_passes(records[task_id], program, truths[task_id]))
+        return list(zip(mine.result(), theirs, strict=True))
 
 
 def test_every_canonical_solution_passes_in_both_verdicts(dataset):

@@ -82,6 +82,7 @@ def read_text(path: str | os.PathLike[str], limit: int, *, what: str = "file") -
         raise UnsafeFileError(f"{what} {path} is not UTF-8 text (byte {exc.start})") from None
 
 
+MAX_YAML_DIGITS = 4300  # an integer's digits (Python's default limit)
 MAX_YAML_DEPTH = 100  # nested collections; deeper is refused before the (C) composer recurses into it
 
 
@@ -135,6 +136,10 @@ def _check_events(events: Any, max_nodes: int) -> None:
     for event in events:
         if isinstance(event, yaml.AliasEvent):
             problem = "aliases (*name) are not accepted"
+        elif isinstance(event, yaml.ScalarEvent) and event.implicit[0] and len(event.value) > MAX_YAML_DIGITS \
+                and event.value.lstrip("+-").isdigit():
+            # refused here, not left to Python's digit limit: that is process-wide, and something may have lifted it
+            problem = f"an integer of {len(event.value):,} digits (at most {MAX_YAML_DIGITS:,})"
         elif isinstance(event, (yaml.ScalarEvent, yaml.SequenceStartEvent, yaml.MappingStartEvent)):
             nodes += 1
             depth += not isinstance(event, yaml.ScalarEvent)

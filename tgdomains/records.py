@@ -4,6 +4,12 @@ A step is appended with one write() of a whole line followed by fsync, so a SIGK
 or a torn tail; reading drops (and truncates away) a torn tail, so a resumed run loses at most the step that was
 being written, and never duplicates one. When the disk refuses a write (full, failing), the partial line is cut off
 again and `RecordWriteError` says so: the file keeps only complete steps and a resumed run continues from them.
+
+A run directory may come from someone else, so reading one trusts nothing in it: every file is opened without
+following a link and only when it is a regular file of bounded size (`tgdomains.files`), every line of steps.jsonl
+and the keys of run.json and best.json are checked field by field (a wrong type is a `RunDirectoryError` naming the
+file, the line and the field), and nothing read is executed. What the steps *claim* (a score, `passed`) is data:
+`tgdomains.run` evaluates again a recorded pass before a resumed run may stop on it.
 """
 
 from __future__ import annotations
@@ -19,10 +25,19 @@ from types import MappingProxyType
 from typing import Any
 
 from tgdomains.evaluation import Evaluation
+from tgdomains.files import MIB, UnsafeFileError, open_regular, read_bytes
+
+MAX_JSON_BYTES = 64 * MIB  # run.json, best.json
+MAX_STEPS_BYTES = 256 * MIB  # steps.jsonl: thousands of steps with long values and evaluation details
 
 
 class RecordWriteError(OSError):
     """The run directory refused a write (disk full, I/O error). Everything written before it is intact."""
+
+
+class RunDirectoryError(ValueError):
+    """A run directory file that tgdomains cannot use (a link, a folder, damaged or tampered content); the message
+    is one line naming the file, the line and the field."""
 
 
 class StepStatus(str, Enum):
@@ -98,14 +113,94 @@ class Step:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], index: int | None = None) -> Step:
-        """A stored step; `index` (its line number) stands in for the id of records older than ids."""
-        return cls(id=d.get("id", index if index is not None else d["iteration"]), iteration=d["iteration"],
-                   value=d["value"], evaluation=Evaluation.from_dict(d["evaluation"]), status=d["status"],
-                   parent=d.get("parent"), duplicate_of=d.get("duplicate_of"), feedback=d.get("feedback", ""),
-                   problem=d.get("problem", ""), usage=d.get("usage", {}), eval_s=d.get("eval_s", 0.0),
-                   step_s=d.get("step_s", 0.0),
-                   restart=d.get("restart", d.get("feedback", "").startswith(_LEGACY_RESTART_FEEDBACK)),
-                   elapsed_s=d.get("elapsed_s", 0.0))
+        """A stored step; `index` (its line number) stands in for the id of records older than ids. Every field is
+        type-checked: `ValueError` names the first wrong one."""
+        if not isinstance(d, Mapping):
+            raise ValueError(f"a step must be a JSON object, got {_type(d)}")
+        iteration, value = _field(d, "iteration", int), _field(d, "value", str)
+        step_id = _field(d, "id", int, index if index is not None else iteration)
+        if index is not None and step_id != index:
+            raise ValueError(f"field 'id' is {step_id}, but this is step {index} (ids count the lines from 0)")
+        refs = {name: _field(d, name, int, None, optional=True) for name in ("parent", "duplicate_of")}
+        for name, ref in refs.items():
+            if ref is not None and not 0 <= ref < step_id:
+                raise ValueError(f"field {name!r} is {ref}: it must name an earlier step (0..{step_id - 1})")
+        evaluation = _evaluation(d.get("evaluation"))
+        status = _field(d, "status", str)
+        if status not in StepStatus._value2member_map_:
+            raise ValueError(f"field 'status' is {status[:40]!r}, not one of {', '.join(s.value for s in StepStatus)}")
+        usage = _field(d, "usage", Mapping, {})
+        for key, number in usage.items():
+            _number(number, f"usage.{key}")
+        feedback = _field(d, "feedback", str, "")
+        return cls(id=step_id, iteration=iteration, value=value,
+                   evaluation=evaluation, status=status, parent=refs["parent"], duplicate_of=refs["duplicate_of"],
+                   feedback=feedback, problem=_field(d, "problem", str, ""), usage=usage,
+                   eval_s=_number(d.get("eval_s", 0.0), "eval_s"), step_s=_number(d.get("step_s", 0.0), "step_s"),
+                   restart=_field(d, "restart", bool, feedback.startswith(_LEGACY_RESTART_FEEDBACK)),
+                   elapsed_s=_number(d.get("elapsed_s", 0.0), "elapsed_s"))
+
+
+_MISSING = object()
+
+
+def _field(d: Mapping[str, Any], name: str, kind: type, default: Any = _MISSING, *, optional: bool = False) -> Any:
+    """d[name] when it is a `kind` (None too when `optional`); `default` when absent; else ValueError."""
+    if name not in d:
+        if default is _MISSING:
+            raise ValueError(f"field {name!r} is missing")
+        return default
+    value = d[name]
+    if value is None and optional:
+        return None
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise ValueError(f"field {name!r} must be {_KINDS.get(kind, kind.__name__)}, got {_type(value)}")
+    return value
+
+
+_KINDS = {int: "an integer", str: "a string", bool: "true or false", Mapping: "an object", list: "a list"}
+
+
+def _number(value: Any, name: str) -> float:
+    """A finite number (not a bool), as stored; else ValueError naming the field."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"field {name!r} must be a number, got {_type(value)}")
+    try:
+        if not math.isfinite(float(value)):
+            raise OverflowError
+    except OverflowError:
+        raise ValueError(f"field {name!r} must be a finite number") from None
+    return value
+
+
+def _evaluation(data: Any) -> Evaluation:
+    """A stored evaluation, type-checked (score and metrics: finite numbers or null)."""
+    if not isinstance(data, Mapping):
+        raise ValueError(f"field 'evaluation' must be an object, got {_type(data)}")
+    score = data.get("score")
+    if score is not None:
+        _number(score, "evaluation.score")
+    metrics = _field(data, "metrics", Mapping, {})
+    for key, number in metrics.items():
+        if number is not None:
+            _number(number, f"evaluation.metrics.{key}")
+    for name, kind in (("passed", bool), ("valid", bool), ("text", str), ("details", Mapping)):
+        if name in data:
+            _field(data, name, kind)
+    return Evaluation.from_dict(data)
+
+
+def _type(value: Any) -> str:
+    return {dict: "an object", list: "a list", str: "a string", bool: "true/false", type(None): "null"}.get(
+        type(value), type(value).__name__)
+
+
+# run.json keys a resumed run or a report reads, with their types (others are kept as they are)
+_CONFIG_KEYS: dict[str, type] = {"domain": str, "instance": str, "strategy": str, "config": Mapping,
+                                 "strategy_settings": Mapping, "meta": Mapping, "role_description": str,
+                                 "constraints": list, "examples": list, "objectives": Mapping}
+_BEST_KEYS: dict[str, type] = {"id": int, "value": str, "usage": Mapping, "stop_reason": str, "strategy": str,
+                               "front": list, "final": Mapping}
 
 
 class RunRecord:
@@ -124,11 +219,25 @@ class RunRecord:
         self._write_atomic(self.dir / "run.json", config)
 
     def read_config(self) -> dict[str, Any]:
-        return json.loads((self.dir / "run.json").read_text())
+        """run.json, its known keys type-checked (`RunDirectoryError` names the first wrong one)."""
+        path = self.dir / "run.json"
+        config = self._read_json(path)
+        if config is None:
+            raise FileNotFoundError(f"{self.dir} is not a run directory (no run.json)")
+        if "domain" not in config:
+            raise RunDirectoryError(f"{path}: the key 'domain' is missing")
+        self._check_keys(path, config, _CONFIG_KEYS)
+        for name in ("constraints", "examples"):
+            if not all(isinstance(item, str) for item in config.get(name, [])):
+                raise RunDirectoryError(f"{path}: key {name!r} must be a list of strings")
+        if "meta" in config and "instance_args" in config["meta"] and \
+                not isinstance(config["meta"]["instance_args"], Mapping):
+            raise RunDirectoryError(f"{path}: key 'meta.instance_args' must be an object")
+        return config
 
     def append_step(self, step: Step) -> None:
         line = (json.dumps(step.to_dict(), ensure_ascii=False, default=_jsonable) + "\n").encode("utf-8", "backslashreplace")
-        fd = os.open(self.steps_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        fd = self._open(self.steps_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
         try:
             size = os.lseek(fd, 0, os.SEEK_END)
             try:
@@ -149,30 +258,50 @@ class RunRecord:
 
     def read_steps(self, repair: bool = True) -> list[Step]:
         """Every complete step; a torn last line (killed mid-write) is dropped and, with `repair`, cut off."""
-        return [Step.from_dict(d, i) for i, d in enumerate(self.read_step_dicts(repair))]
+        return [self._step(d, i) for i, d in enumerate(self._complete_lines(repair))]
 
     def read_step_dicts(self, repair: bool = True) -> list[dict[str, Any]]:
-        """steps.jsonl's complete lines as stored (for tools that read the file's JSON as is)."""
-        if not self.steps_path.exists():
+        """steps.jsonl's complete lines as stored (for tools that read the file's JSON as is), each checked as
+        `read_steps` checks it."""
+        dicts = self._complete_lines(repair)
+        for i, d in enumerate(dicts):
+            self._step(d, i)
+        return dicts
+
+    def _step(self, d: Any, index: int) -> Step:
+        try:
+            return Step.from_dict(d, index)
+        except (ValueError, TypeError, OverflowError) as exc:
+            raise RunDirectoryError(f"{self.steps_path}, line {index + 1}: {exc}") from None
+
+    def _complete_lines(self, repair: bool) -> list[Any]:
+        """The JSON of every complete line; a torn tail is dropped (and with `repair` cut off the file)."""
+        if not os.path.lexists(self.steps_path):
             return []
-        raw = self.steps_path.read_bytes()
-        steps, good_bytes = [], 0
-        lines = raw.splitlines(keepends=True)
-        for number, line in enumerate(lines, 1):
-            if not line.endswith(b"\n"):
-                break
-            try:
-                steps.append(json.loads(line))
-            except json.JSONDecodeError:
-                if number < len(lines):  # not a torn tail: cutting here would drop the complete steps after it
-                    raise ValueError(f"{self.steps_path}: line {number} of {len(lines)} is not JSON (the file was "
-                                     "damaged outside tgdomains); it was left as it is") from None
-                break
-            good_bytes += len(line)
-        if repair and good_bytes < len(raw):
-            with open(self.steps_path, "r+b") as f:
-                f.truncate(good_bytes)
-        return steps
+        fd = self._open(self.steps_path, os.O_RDWR if repair else os.O_RDONLY)
+        try:
+            size = os.fstat(fd).st_size
+            if size > MAX_STEPS_BYTES:
+                raise RunDirectoryError(f"{self.steps_path} is {size:,} bytes, over the limit of {MAX_STEPS_BYTES:,}")
+            raw = os.pread(fd, size, 0)  # a regular file: one read returns it whole
+            steps, good_bytes = [], 0
+            lines = raw.splitlines(keepends=True)
+            for number, line in enumerate(lines, 1):
+                if not line.endswith(b"\n"):
+                    break
+                try:
+                    steps.append(json.loads(line, parse_constant=_refuse_constant))
+                except (ValueError, RecursionError):  # JSONDecodeError, a bad encoding, NaN, an over-long integer
+                    if number < len(lines):  # not a torn tail: cutting here would drop the complete steps after it
+                        raise RunDirectoryError(f"{self.steps_path}: line {number} of {len(lines)} is not JSON (the "
+                                                "file was damaged outside tgdomains); it was left as it is") from None
+                    break
+                good_bytes += len(line)
+            if repair and good_bytes < len(raw):
+                os.ftruncate(fd, good_bytes)
+            return steps
+        finally:
+            os.close(fd)
 
     def write_best(self, best: dict[str, Any]) -> None:
         self._write_atomic(self.dir / "best.json", best)
@@ -182,30 +311,81 @@ class RunRecord:
         self.dir.mkdir(parents=True, exist_ok=True)
         self._write_atomic(self.dir / name, data)
 
-    def write_file(self, name: str, data: bytes) -> None:
-        """A binary file of the run directory (instance.pickle), written atomically."""
-        self._replace(self.dir / name, lambda f: f.write(data), "wb")
-
     def read_best(self) -> dict[str, Any] | None:
+        """best.json (its known keys type-checked), or None when the run has not written one yet."""
         path = self.dir / "best.json"
-        return json.loads(path.read_text()) if path.exists() else None
+        best = self._read_json(path)
+        if best is not None:
+            self._check_keys(path, best, _BEST_KEYS)
+            for key, number in best.get("usage", {}).items():
+                self._check(path, _number, number, f"usage.{key}")
+            if "wall_s" in best:
+                self._check(path, _number, best["wall_s"], "wall_s")
+        return best
+
+    def _read_json(self, path: Path) -> dict[str, Any] | None:
+        """A JSON object file of the run directory (None when absent), read without following a link."""
+        if not os.path.lexists(path):
+            return None
+        try:
+            data = json.loads(read_bytes(path, MAX_JSON_BYTES, what="run directory file"),
+                              parse_constant=_refuse_constant)
+        except UnsafeFileError as exc:
+            raise RunDirectoryError(str(exc)) from None
+        except (ValueError, RecursionError) as exc:
+            raise RunDirectoryError(f"{path}: not JSON ({str(exc)[:120]})") from None
+        if not isinstance(data, dict):
+            raise RunDirectoryError(f"{path}: expected a JSON object, got {_type(data)}")
+        return data
+
+    @staticmethod
+    def _check_keys(path: Path, data: Mapping[str, Any], kinds: dict[str, type]) -> None:
+        for name, kind in kinds.items():
+            if name in data:
+                RunRecord._check(path, _field, data, name, kind, optional=name == "strategy")
+
+    @staticmethod
+    def _check(path: Path, check: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return check(*args, **kwargs)
+        except ValueError as exc:
+            raise RunDirectoryError(f"{path}: {str(exc).replace('field', 'key', 1)}") from None
+
+    def _open(self, path: Path, flags: int) -> int:
+        try:
+            return open_regular(path, flags, what="run directory file")
+        except UnsafeFileError as exc:
+            raise RunDirectoryError(str(exc)) from None
 
     def _write_atomic(self, path: Path, data: dict[str, Any]) -> None:
-        self._replace(path, lambda f: json.dump(data, f, indent=2, ensure_ascii=False, default=_jsonable), "w")
-
-    def _replace(self, path: Path, write: Any, mode: str) -> None:
-        """Write PATH.tmp, fsync, rename over PATH: a reader sees the old file or the new one, never half of one."""
+        """Write PATH.tmp, fsync, rename over PATH: a reader sees the old file or the new one, never half of one.
+        The temporary file is always a new one (a leftover, or a link planted under its name, is removed first),
+        and the rename replaces a link at PATH itself, never the file it points to."""
         tmp = path.with_suffix(path.suffix + ".tmp")
+        text = json.dumps(data, indent=2, ensure_ascii=False, default=_jsonable)
+        for where in (tmp, path):
+            if os.path.isdir(where) and not os.path.islink(where):
+                raise RunDirectoryError(f"run directory file {where} is a folder, not a file")
         try:
-            with open(tmp, mode, **({} if "b" in mode else {"encoding": "utf-8", "errors": "backslashreplace"})) as f:
-                write(f)
+            if os.path.lexists(tmp):
+                os.unlink(tmp)
+            fd = self._open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+            with open(fd, "w", encoding="utf-8", errors="backslashreplace") as f:
+                f.write(text)
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, path)
         except OSError as exc:
-            tmp.unlink(missing_ok=True)
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
             raise RecordWriteError(exc.errno, f"cannot write {path}: {exc.strerror or exc}; the steps are intact: "
                                    f"free some space (or fix the disk) and continue with --resume {self.dir}") from exc
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
 
 
 def _jsonable(obj: Any) -> Any:

@@ -15,13 +15,18 @@ A proposal whose LLM call was refused by a spent budget is not a step; its calls
 and a resumed run starts from that usage. Resuming replays nothing: steps are read back, and since every strategy
 derives its next proposals from the steps alone (and seeds from the iteration), a killed-and-resumed run writes the
 same steps as one that was never killed.
+
+A run directory is data, never code: resuming rebuilds the instance from the arguments run.json stores
+(`meta.instance_args`: the CLI's flags, or what `Domain.instance_args` gives for a Python or batch run), never from a
+pickle; a domain that cannot describe its instance needs ``resume(..., instance=...)``. What the steps claim is not
+believed blindly either: before a resumed run stops on a recorded ``passed`` step, that value is evaluated again, and
+a pass that does not hold is replaced (in this session's memory; steps.jsonl is append-only) by the fresh verdict.
 """
 
 from __future__ import annotations
 
 import itertools
 import os
-import pickle
 import platform
 import time
 from collections.abc import Callable
@@ -44,7 +49,7 @@ from tgdomains.runview import RunConfig, RunView, Setup
 from tgdomains.strategies import make_strategy, setting_names
 from tgdomains.strategies.base import Proposal, Strategy
 
-INSTANCE_FILE = "instance.pickle"  # how `resume(run_dir)` rebuilds an instance that no CLI arguments describe
+OLD_INSTANCE_FILE = "instance.pickle"  # older versions' instance store: never read (unpickling runs code)
 
 
 @dataclass
@@ -147,16 +152,20 @@ def resume(run_dir: str | Path, *, engine: Engine | None = None, domain: Domain 
 
 
 def load_instance(record: RunRecord, domain: Domain) -> Any:
-    """The instance a run directory was made for: from the CLI arguments in run.json, else its pickle."""
+    """The instance a run directory was made for, rebuilt by `domain.load` from the arguments in run.json."""
     args = record.read_config().get("meta", {}).get("instance_args")
     if args is not None:
-        return domain.load(args)
-    path = record.dir / INSTANCE_FILE
-    if not path.exists():
-        raise FileNotFoundError(f"{record.dir}: run.json has no instance arguments and there is no {INSTANCE_FILE}; "
-                                "pass instance= to resume()")
-    with open(path, "rb") as f:
-        return pickle.load(f)
+        return domain.load(dict(args))
+    older = " (its instance.pickle is not read: unpickling a file runs code)" \
+        if os.path.lexists(record.dir / OLD_INSTANCE_FILE) else ""
+    raise ValueError(f"{record.dir}: run.json does not say how to rebuild the instance (the {domain.name} domain "
+                     f"could not describe it){older}; pass instance= to resume()")
+
+
+def instance_args(domain: Domain, instance: Any) -> dict[str, Any] | None:
+    """What `domain.load` rebuilds `instance` from (stored in run.json for resume), or None if the domain can't say."""
+    describe = getattr(domain, "instance_args", None)
+    return describe(instance) if describe is not None else None
 
 
 def default_run_dir(domain_name: str, instance_id: str) -> Path:
@@ -261,15 +270,14 @@ class Run:
             "engine": getattr(self.engine, "describe", lambda: repr(self.engine))(), "model": self.engine.model,
             "role_description": setup.role, "constraints": setup.constraints, "examples": setup.examples,
             "versions": {"tgdomains": __version__, "python": platform.python_version(), "prompts": prompts.VERSIONS},
-            "started": datetime.now(timezone.utc).isoformat(), "meta": self.meta,
+            "started": datetime.now(timezone.utc).isoformat(), "meta": self._meta_with_instance_args(),
         })
-        self._save_instance()
         self.commit([Proposal(value, None, status=StepStatus.INITIAL, meter=meter)], 0, time.monotonic())
 
     def _resume(self) -> None:
         run_json = self.record.read_config()
-        self._open_view(Setup(run_json["role_description"], run_json["constraints"], run_json["examples"],
-                              self.domain.context(self.instance)))
+        self._open_view(Setup(run_json.get("role_description", ""), run_json.get("constraints", []),
+                              run_json.get("examples", []), self.domain.context(self.instance)))
         spent = total_usage(self.steps)
         best_json = self.record.read_best() or {}
         # best.json's wall_s covers finalize too; steps killed after it carry a later elapsed_s
@@ -279,6 +287,22 @@ class Run:
             spent = {**spent, **{k: recorded[k] for k in _LLM_KEYS if k in recorded}}  # calls no step holds
         self.engine.restore(spent)
         self.say(f"resuming {self.record.dir}: {len(self.steps)} complete steps, iteration {self.steps[-1].iteration}")
+        self._check_recorded_pass()
+
+    def _check_recorded_pass(self) -> None:
+        """Evaluate the best recorded step again when it claims `passed` (a run directory may come from someone
+        else): until one pass holds, a pass that does not is replaced, for this session, by the fresh verdict."""
+        while self.best.evaluation.passed:
+            claimed = self.best
+            fresh = self._evaluate(claimed.value)
+            if fresh.passed:
+                return
+            why = fresh.text.strip().splitlines()[0][:120] if fresh.text.strip() else "no text"
+            self.say(f"step #{claimed.id} is recorded as passed, but evaluated again it is not ({why}); the "
+                     "recorded verdict is not believed")
+            self.steps[:] = [replace(s, evaluation=fresh) if claimed.id in (s.id, s.duplicate_of) else s
+                             for s in self.steps]  # in place: the strategies' view holds this list
+            self._seen = {s.value: s for s in self.steps if s.evaluated}
 
     def _loop(self) -> str:
         while True:
@@ -389,14 +413,12 @@ class Run:
         return RunResult(best.value, best.evaluation, list(self.steps), self.record.dir, final, usage, stop_reason,
                          self.strategy.name)
 
-    def _save_instance(self) -> None:
+    def _meta_with_instance_args(self) -> dict[str, Any]:
+        """run.json's meta: the caller's, plus the domain's description of the instance when the caller gave none."""
         if "instance_args" in self.meta:
-            return
-        try:
-            data = pickle.dumps(self.instance)
-        except Exception:  # an unpicklable instance: resume(run_dir) then needs instance=
-            return
-        self.record.write_file(INSTANCE_FILE, data)
+            return self.meta
+        args = instance_args(self.domain, self.instance)
+        return self.meta if args is None else {**self.meta, "instance_args": args}
 
 
 # -- helpers --------------------------------------------------------------------------------------------------

@@ -11,6 +11,9 @@ process lock a new file while a second still holds the old one); a clean release
 
 Why flock and not a pid file: a pid file needs a liveness check (pids are reused, hosts differ), flock does not.
 flock works on local file systems and on NFS (Linux maps it onto NFS byte-range locks).
+
+run.lock is opened without following a link and only as a regular file: a link planted under its name (which would
+make the holder line truncate a file elsewhere) or a folder there is refused with one line naming it.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ import socket
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+
+from tgdomains.files import open_regular
 
 LOCK_FILE = "run.lock"
 
@@ -55,7 +60,7 @@ class RunLock:
         if self._fd is not None:
             return self
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        fd = open_regular(self.path, os.O_RDWR | os.O_CREAT, what="run directory file")  # never through a link
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -98,6 +103,10 @@ class RunLock:
 def _read_holder(fd: int) -> dict[str, Any]:
     try:
         text = os.pread(fd, 4096, 0).decode("utf-8", "replace").strip()
-        return json.loads(text) if text else {}
-    except (OSError, ValueError):
+        holder = json.loads(text) if text else {}
+    except (OSError, ValueError, RecursionError):
         return {}
+    # what a dead holder left may be anything: keep only short plain fields for the messages that quote them
+    if not isinstance(holder, dict):
+        return {}
+    return {k: str(holder[k])[:100] for k in ("pid", "host", "started") if k in holder}

@@ -16,17 +16,55 @@ import io
 import re
 import tokenize
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from domains.code.sandbox import ExecutionResult, Sandbox, TestCase, TestResult
+from domains.code.worker import DEFAULT_PREAMBLE
 from tgdomains.domain import ParseError
 from tgdomains.evaluation import Evaluation
 from tgdomains.parsing import fenced_blocks, tagged_blocks
 
 SHOWN_FAILURES = 5  # failing tests listed in the loss text; the rest are counted
 SHOWN_CHARS = 200  # inputs, expected values and outputs are cut to this many characters
+
+
+class LazyTests(Sequence):
+    """Tests made on first use (by a problem file's own code, in the sandbox: expected.py), then kept. Reads like
+    the list it stands for: len, indexing, iteration, `+` with a list, == with a list."""
+
+    def __init__(self, make: Callable[[], list[TestCase]]) -> None:
+        self._make: Callable[[], list[TestCase]] | None = make
+        self._tests: list[TestCase] = []
+
+    def tests(self) -> list[TestCase]:
+        if self._make is not None:
+            self._tests, self._make = list(self._make()), None
+        return self._tests
+
+    def __len__(self) -> int:
+        return len(self.tests())
+
+    def __getitem__(self, index):  # type: ignore[override]
+        return self.tests()[index]
+
+    def __iter__(self):
+        return iter(self.tests())
+
+    def __add__(self, other: Sequence[TestCase]) -> list[TestCase]:
+        return self.tests() + list(other)
+
+    def __radd__(self, other: Sequence[TestCase]) -> list[TestCase]:
+        return list(other) + self.tests()
+
+    def __eq__(self, other: object) -> bool:
+        return self.tests() == (other.tests() if isinstance(other, LazyTests) else other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"LazyTests({'not made yet' if self._make is not None else len(self._tests)})"
 
 
 @dataclass
@@ -37,11 +75,15 @@ class Problem:
     statement: str
     entry_point: str
     signature: str
-    visible_tests: list[TestCase]
+    visible_tests: list[TestCase] | LazyTests
     hidden_tests: list[TestCase] | Callable[[], list[TestCase]] = field(default_factory=list, repr=False)
     atol: float = 0.0
     starting_code: str | None = None
     source: str = ""  # the file it came from
+    # What a program sees without importing it: the typing names the task text says are imported, plus what the
+    # problem itself declares (a HumanEval+ prompt's own imports). Nothing else is in scope.
+    preamble: str = DEFAULT_PREAMBLE
+    answer_rule: str | None = None  # None: equal to the expected value; else a rule of sandbox.ANSWER_RULES
 
     def hidden(self) -> list[TestCase]:
         """The hidden tests, computed on first use where the format makes them lazily."""
@@ -211,8 +253,10 @@ class CodeEvaluator:
 
     def run_tests(self, code: str, tests: list[TestCase], sandbox: Sandbox | None = None, *,
                   retire_worker: bool = False) -> ExecutionResult:
-        return (sandbox or self.sandbox).run(code, self.problem.entry_point, tests, atol=self.problem.atol,
-                                             retire_worker=retire_worker)
+        problem = self.problem
+        return (sandbox or self.sandbox).run(code, problem.entry_point, tests, atol=problem.atol,
+                                             retire_worker=retire_worker, preamble=problem.preamble,
+                                             answer_rule=problem.answer_rule)
 
     def evaluate(self, code: str) -> Evaluation:
         """Run `code` on the visible tests in the sandbox (never raises for a bad program)."""

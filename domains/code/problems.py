@@ -7,7 +7,9 @@ Formats (each read from any path; `load_problems` tells them apart by their fiel
   Neither LeetCode file has hidden tests (the papers submitted to LeetCode online), so `hidden_tests` is empty.
 - HumanEval+ (``HumanEvalPlus.jsonl.gz``): visible tests are the first 3 of ``base_input``; hidden tests are every
   input of ``base_input + plus_input`` with the canonical solution's output as expected value, compared with the
-  task's ``atol``. Expected values are computed on first use (the canonical solutions are trusted dataset code).
+  task's ``atol``; HumanEval/32 (``find_zero``, any root is right) by its residual instead (answer rule
+  "polynomial-root"). A program sees the prompt's own imports and the typing names, nothing else it did not import.
+  Expected values are made on first use, in the sandbox, and cached (expected.py).
 - Our own format (``.json`` list, ``.jsonl``, or ``.yaml``/``.yml`` with the same fields), one object per problem::
 
       {"id": "trapping-rain-water",            # unique name
@@ -24,7 +26,8 @@ Formats (each read from any path; `load_problems` tells them apart by their fiel
 
   When ``hidden_tests`` is absent and ``reference_solution`` + ``generator`` are given, the hidden tests are made by
   differential testing: ``hidden_count`` random inputs from ``generate(random.Random(seed + i))``, expected values
-  from the reference. The reference and generator are the problem author's trusted code and run in this process.
+  from the reference. Both run in the sandbox like any candidate, on first use, never while the file is loaded
+  (expected.py); what they return is cached.
 """
 
 from __future__ import annotations
@@ -32,13 +35,14 @@ from __future__ import annotations
 import ast
 import gzip
 import json
-import random
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from domains.code.evaluator import Problem  # (also how instance.pickle files of older runs find the class)
+from domains.code.evaluator import LazyTests, Problem
+from domains.code.expected import ReferenceRunner
 from domains.code.sandbox import TestCase
+from domains.code.worker import DEFAULT_PREAMBLE
 
 SHIPPED_PROBLEMS = Path(__file__).with_name("problems") / "hard.jsonl"
 
@@ -86,6 +90,21 @@ def _def_line(prompt: str, name: str) -> str:
     return next(line.strip() for line in prompt.splitlines() if line.lstrip().startswith(f"def {name}("))
 
 
+def declared_preamble(prompt: str) -> str:
+    """What a program for this prompt sees without importing it: the typing names (the task text says
+    `from typing import *` is done) and the prompt's own top-level imports, which the model reads."""
+    try:
+        nodes = ast.parse(prompt).body
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return DEFAULT_PREAMBLE
+    imports = [ast.unparse(n) for n in nodes if isinstance(n, (ast.Import, ast.ImportFrom))]
+    return DEFAULT_PREAMBLE + "".join(line + "\n" for line in imports)
+
+
+# Tasks whose statement accepts several answers, by entry point: judged by the rule, not by equality.
+HUMANEVAL_ANSWER_RULES = {"find_zero": "polynomial-root"}
+
+
 # ---------------------------------------------------------------- loaders
 
 
@@ -111,12 +130,9 @@ def _read_records(path: Path) -> list[dict]:
 
 
 def _yaml_records(path: Path, text: str) -> list[dict]:
-    import yaml
+    from tgdomains.files import load_yaml
 
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ValueError(f"{path}: not valid YAML ({exc})") from None
+    data = load_yaml(text, str(path), limit=16 << 20, max_nodes=1_000_000)  # no aliases; size, values, error bounded
     records = data.get("problems") if isinstance(data, dict) and "problems" in data else data
     records = [records] if isinstance(records, dict) else records
     if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
@@ -131,7 +147,8 @@ def load_textgrad_leetcode(path: str | Path) -> list[Problem]:
         name = _function_name(r["prompt"])
         tests = [parse_assert(t, name) for t in r["test"].splitlines() if t.strip()]
         problems.append(Problem(id=r["task_id"], statement=r["prompt"], entry_point=name,
-                                signature=_def_line(r["prompt"], name), visible_tests=tests, source=str(path)))
+                                signature=_def_line(r["prompt"], name), visible_tests=tests, source=str(path),
+                                preamble=declared_preamble(r["prompt"])))
     return problems
 
 
@@ -142,29 +159,42 @@ def load_reflexion_leetcode(path: str | Path) -> list[Problem]:
         name = _function_name(r["prompt"])
         tests = [parse_assert(t, name) for t in r["visible_tests"]]
         problems.append(Problem(id=r["task_id"], statement=r["prompt"], entry_point=name,
-                                signature=_def_line(r["prompt"], name), visible_tests=tests, source=str(path)))
+                                signature=_def_line(r["prompt"], name), visible_tests=tests, source=str(path),
+                                preamble=declared_preamble(r["prompt"])))
     return problems
 
 
-def load_humaneval_plus(path: str | Path, visible_count: int = 3) -> list[Problem]:
-    """HumanEval+: hidden = canonical outputs on base_input + plus_input; visible = the first base inputs."""
+def load_humaneval_plus(path: str | Path, visible_count: int = 3, *,
+                        runner: ReferenceRunner | None = None) -> list[Problem]:
+    """HumanEval+: hidden = canonical outputs on base_input + plus_input; visible = the first base inputs. Nothing
+    runs now: the canonical solution runs in the sandbox when a problem's tests are first used (`runner`, one for
+    the whole file by default)."""
+    runner = runner or ReferenceRunner()
     problems = []
     for r in _read_records(Path(path)):
         name = r["entry_point"]
+        preamble = declared_preamble(r["prompt"])
         solution = r["prompt"] + r["canonical_solution"]
         inputs = list(r["base_input"]) + list(r["plus_input"])
+        what = f"{path}: {r['task_id']}"
 
-        def make(solution=solution, name=name, inputs=inputs) -> list[TestCase]:
-            return _expected_from_reference(solution, name, inputs)
+        def make(count: int, solution=solution, name=name, inputs=inputs, preamble=preamble,
+                 what=what) -> list[TestCase]:
+            calls = [call_source(name, args) for args in inputs[:count]]
+            values = runner.outputs(solution, name, calls, preamble=preamble, what=what)
+            return [TestCase.of_value(call, value) for call, value in zip(calls, values, strict=True)]
 
-        visible = make(inputs=r["base_input"][:visible_count])
+        visible, everything = min(visible_count, len(r["base_input"])), len(inputs)
         problems.append(Problem(id=r["task_id"], statement=r["prompt"], entry_point=name,
-                                signature=_def_line(r["prompt"], name), visible_tests=visible, hidden_tests=make,
-                                atol=float(r.get("atol") or 0.0), source=str(path)))
+                                signature=_def_line(r["prompt"], name),
+                                visible_tests=LazyTests(lambda make=make, n=visible: make(n)),
+                                hidden_tests=lambda make=make, n=everything: make(n),
+                                atol=float(r.get("atol") or 0.0), source=str(path), preamble=preamble,
+                                answer_rule=HUMANEVAL_ANSWER_RULES.get(name)))
     return problems
 
 
-def load_own_format(path: str | Path) -> list[Problem]:
+def load_own_format(path: str | Path, *, runner: ReferenceRunner | None = None) -> list[Problem]:
     """Our JSON / JSON-lines format (see the module docstring)."""
     problems = []
     for i, r in enumerate(_read_records(Path(path))):
@@ -183,7 +213,8 @@ def load_own_format(path: str | Path) -> list[Problem]:
         if not visible:
             raise ValueError(f"{where}: visible_tests is empty; the optimizer needs at least one test to learn from")
         if "hidden_tests" not in r and r.get("reference_solution") and r.get("generator"):
-            hidden = _differential_factory(r, name)
+            runner = runner or ReferenceRunner()
+            hidden = _differential_factory(r, name, runner, where)
         problems.append(Problem(id=str(r["id"]), statement=r["statement"], entry_point=name,
                                 signature=r.get("signature") or f"def {name}(...):", visible_tests=visible,
                                 hidden_tests=hidden, atol=float(r.get("atol", 0.0)),
@@ -191,38 +222,30 @@ def load_own_format(path: str | Path) -> list[Problem]:
     return problems
 
 
-def _differential_factory(record: dict, name: str) -> Callable[[], list[TestCase]]:
+def _differential_factory(record: dict, name: str, runner: ReferenceRunner, where: str) -> Callable[[], list[TestCase]]:
     def make() -> list[TestCase]:
         return differential_tests(record["reference_solution"], record["generator"], name,
-                                  count=int(record.get("hidden_count", 40)), seed=int(record.get("seed", 0)))
+                                  count=int(record.get("hidden_count", 40)), seed=int(record.get("seed", 0)),
+                                  runner=runner, what=where)
     return make
 
 
-def differential_tests(reference: str, generator: str, entry_point: str, *, count: int = 40,
-                       seed: int = 0) -> list[TestCase]:
-    """Hidden tests by differential testing: `count` generated inputs, expected values from the reference."""
-    scope: dict[str, Any] = {}
-    exec(compile(generator, "<generator>", "exec"), scope)
-    inputs = [tuple(scope["generate"](random.Random(seed + i))) for i in range(count)]
-    return _expected_from_reference(reference, entry_point, inputs)
-
-
-def _expected_from_reference(reference: str, entry_point: str, inputs: Iterable[Iterable[Any]]) -> list[TestCase]:
-    """Run the trusted reference on each input (deep-copied, since solutions may mutate arguments)."""
-    import copy
-    import sys
-
-    if hasattr(sys, "set_int_max_str_digits"):
-        sys.set_int_max_str_digits(0)  # HumanEval+ has answers with more than 4300 digits
-    scope: dict[str, Any] = {}
-    exec(compile("from typing import *\nimport math\n" + reference, "<reference>", "exec"), scope)
-    function = scope[entry_point]
-    tests = []
-    for args in inputs:
-        args = list(args)
-        expected = function(*copy.deepcopy(args))
-        tests.append(TestCase(call=call_source(entry_point, args), expected=repr(expected)))
-    return tests
+def differential_tests(reference: str, generator: str, entry_point: str, *, count: int = 40, seed: int = 0,
+                       runner: ReferenceRunner | None = None, what: str = "the problem") -> list[TestCase]:
+    """Hidden tests by differential testing: `count` inputs from the generator, expected values from the reference.
+    Both run in the sandbox (`runner`'s), never here."""
+    runner = runner or ReferenceRunner()
+    draws = [f"generate(__import__('random').Random({seed + i}))" for i in range(count)]
+    generated = runner.outputs(generator, "generate", draws, preamble="", what=f"{what}: generator")
+    bad = next((args for args in generated if not isinstance(args, (tuple, list))), None)
+    if bad is not None:
+        raise ValueError(f"{what}: the generator must return a tuple of arguments, got {type(bad).__name__}")
+    try:
+        calls = [call_source(entry_point, args) for args in generated]
+    except ValueError as exc:  # an argument too long to write as source
+        raise ValueError(f"{what}: a generated input cannot be written as a call ({exc})") from None
+    values = runner.outputs(reference, entry_point, calls, preamble=DEFAULT_PREAMBLE, what=f"{what}: reference")
+    return [TestCase.of_value(call, value) for call, value in zip(calls, values, strict=True)]
 
 
 def load_problems(path: str | Path | None = None) -> list[Problem]:

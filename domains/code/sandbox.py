@@ -11,8 +11,19 @@ process plumbing (start, a line out, lines in with a deadline and a length limit
 
 The verdict is made here, never in the sandbox: the worker gets the test calls only, the child returns what each call
 returned as plain data (exact builtin types), and this module compares it with the expected value, which is read
-from the test's source here and never sent anywhere. `run(..., retire_worker=True)` stops the worker after the job,
-so that tests a candidate saw in that job (hidden ones) are in no process that a later candidate's code can reach.
+from the test's source here (or given as a value) and never sent anywhere.
+
+The integrity guarantee: after a hidden verdict, no later candidate, on any worker, can observe anything derived
+from it. `run(..., retire_worker=True)` stops the worker after the job, so the hidden tests are in no process a
+later candidate's code can reach; children are forked from a zygote that never saw a job; everything a candidate
+could write (files, /tmp, /dev/shm) is emptied after each job; and kernel objects that outlive a process and are
+found by name or key (keyrings, System V IPC, POSIX message queues) cannot be made or reached at all: the worker's
+seccomp filter fails those calls for every candidate, each worker has its own IPC namespace, and the worker leaves
+the caller's session keyring before any candidate runs, so nothing of the caller's is reachable either.
+
+Everything this module does with a candidate's output is bounded in time and size, whatever the candidate writes
+on its pipe: `decode_plain` works under a per-job budget and refuses hash floods, integers travel in hex and are
+never turned into decimal text (the process-wide digit limit is never lifted), and `shown_repr` stops at its limit.
 """
 
 from __future__ import annotations
@@ -20,6 +31,7 @@ from __future__ import annotations
 import ast
 import atexit
 import base64
+import functools
 import json
 import marshal
 import math
@@ -37,6 +49,7 @@ from pathlib import Path
 from typing import Any
 
 from domains.code import worker as _worker
+from domains.code.worker import DEFAULT_PREAMBLE
 from tgdomains.workers import JsonLinesWorker, WorkerDied, WorkerStalled
 
 WORKER_SOURCE = Path(__file__).with_name("worker.py")
@@ -46,12 +59,24 @@ STATUSES = ("passed", "failed", "error", "timeout", "memory-exceeded")
 
 @dataclass(frozen=True)
 class TestCase:
-    """One test: `call` is a Python expression calling the entry point, `expected` the expected value's source."""
+    """One test: `call` is a Python expression calling the entry point, `expected` the expected value's source.
+
+    `value`, when given, is the expected value itself (as a reference solution returned it in the sandbox), and
+    `expected` is only how it is shown (cut when long): nothing is then parsed back from text."""
 
     __test__ = False  # not a pytest class, despite the name
 
     call: str
     expected: str
+    value: Any = field(default=None, compare=False, repr=False)
+    has_value: bool = field(default=False, compare=False, repr=False)
+
+    @classmethod
+    def of_value(cls, call: str, value: Any) -> TestCase:
+        return cls(call, shown_repr(value, EXPECTED_SHOWN_CHARS), value, True)
+
+
+EXPECTED_SHOWN_CHARS = 100_000  # an expected value's text beyond this is cut (the value itself is kept)
 
 
 @dataclass(frozen=True)
@@ -192,30 +217,50 @@ class Sandbox:
     # ---------------------------------------------------------------- public
 
     def run(self, code: str, entry_point: str, tests: Sequence[TestCase], *, atol: float = 0.0,
-            retire_worker: bool = False) -> ExecutionResult:
+            retire_worker: bool = False, preamble: str = DEFAULT_PREAMBLE,
+            answer_rule: str | None = None) -> ExecutionResult:
         """Run `code`, then call `entry_point` through each test; never raises for anything the candidate does.
 
         Only the calls go to the sandbox; each expected value is read and compared here. retire_worker=True stops
         the worker after this job (used for hidden tests: no later candidate runs where they have been).
+        `preamble`: the names the problem declares (run before the code; the program sees nothing else it did not
+        import). `answer_rule`: None = equal to the expected value; a name in ANSWER_RULES for tasks that accept
+        several answers.
         """
+        if answer_rule is not None and answer_rule not in ANSWER_RULES:
+            raise ValueError(f"unknown answer rule {answer_rule!r}; known: {', '.join(ANSWER_RULES)}")
+        expected = [(True, t.value) if t.has_value else self._expected(t.expected) for t in tests]
+        judge = _Judge(tests, expected, atol, answer_rule)
+        if not self._run_checked(code, entry_point, [t.call for t in tests], judge, retire_worker, preamble):
+            return ExecutionResult("sandbox-error", "the sandbox worker died while running this candidate (restarted)")
+        return judge.result()
+
+    def outputs(self, code: str, entry_point: str, calls: Sequence[str], *, retire_worker: bool = False,
+                preamble: str = DEFAULT_PREAMBLE) -> OutputsResult:
+        """What `entry_point` returns for each call, as decoded plain data (a problem file's reference solution or
+        generator runs here, like any candidate); RuntimeError when the worker died."""
+        collector = _Judge([TestCase(c, "") for c in calls], None, 0.0)
+        if not self._run_checked(code, entry_point, list(calls), collector, retire_worker, preamble):
+            raise RuntimeError("the sandbox worker died while running the problem file's code")
+        return collector.outputs()
+
+    def _run_checked(self, code: str, entry_point: str, calls: list[str], judge: _Judge, retire_worker: bool,
+                     preamble: str) -> bool:
         if not isinstance(code, str):
             raise TypeError(f"code must be a str, got {type(code).__name__}")
+        if not isinstance(preamble, str):
+            raise TypeError(f"preamble must be a str, got {type(preamble).__name__}")
         if not entry_point.isidentifier():
             raise ValueError(f"entry point {entry_point!r} is not a Python identifier")
-        expected = [self._expected(t.expected) for t in tests]
-        judge = _Judge(tests, expected, atol)
         with self._lock:
             self._jobs += 1
-            job = {"job": self._jobs, "code": code, "entry_point": entry_point,
-                   "calls": [self._compiled(t.call) for t in tests], "limits": self._worker_limits()}
+            job = {"job": self._jobs, "code": code, "entry_point": entry_point, "preamble": preamble,
+                   "calls": [self._compiled(call) for call in calls], "limits": self._worker_limits()}
             try:
-                finished = self._run_job(job, judge, self.limits.total_timeout_s + 15.0)
+                return self._run_job(job, judge, self.limits.total_timeout_s + 15.0)
             finally:
                 if retire_worker:
                     self._stop()
-        if not finished:
-            return ExecutionResult("sandbox-error", "the sandbox worker died while running this candidate (restarted)")
-        return judge.result()
 
     def _compiled(self, call: str) -> str | dict[str, str]:
         """A test call compiled here once (base64 of the marshaled code; the worker runs this same interpreter), so
@@ -398,15 +443,32 @@ class Sandbox:
 MAX_REPLY_LINE_BYTES = 2 * (_worker.MAX_RECORD_BYTES + _worker.FLUSH_BYTES) + (1 << 16)
 
 
+@dataclass(frozen=True)
+class OutputsResult:
+    """What a piece of code returned for each call (`Sandbox.outputs`): `values[i]` is the decoded value and
+    `texts[i]` its plain-data JSON (what a cache keeps), or `errors[i]` says why there is none."""
+
+    load_status: str
+    load_error: str | None
+    values: list[Any]
+    texts: list[str | None]
+    errors: list[str | None]
+
+
 class _Judge:
     """Turns the worker's streamed records into TestResults: decodes each returned value and compares it with the
-    expected value, here. A record can claim an output value, an error or a timeout, and nothing else."""
+    expected value, here. A record can claim an output value, an error or a timeout, and nothing else.
+    With `expected=None` it only collects the decoded values (`outputs`)."""
 
-    def __init__(self, tests: Sequence[TestCase], expected: list[tuple[bool, Any]], atol: float) -> None:
-        self.tests, self.expected, self.atol = list(tests), expected, atol
+    def __init__(self, tests: Sequence[TestCase], expected: list[tuple[bool, Any]] | None, atol: float,
+                 answer_rule: str | None = None) -> None:
+        self.tests, self.expected, self.atol, self.answer_rule = list(tests), expected, atol, answer_rule
         self.load_status, self.load_error = "error", "no result"
         self.results: list[TestResult | None] = [None] * len(self.tests)
+        self.values: list[Any] = [None] * len(self.tests)
+        self.texts: list[str | None] = [None] * len(self.tests)
         self.time_s = 0.0
+        self.decode_budget = decode_budget()  # for all of this job's records together
 
     def load(self, record: object) -> None:
         record = record if isinstance(record, dict) else {}
@@ -418,17 +480,26 @@ class _Judge:
         index = record.get("test")
         if not isinstance(index, int) or not 0 <= index < len(self.tests) or self.results[index] is not None:
             return  # the worker numbers the records; anything else is not a result
-        test, (readable, expected) = self.tests[index], self.expected[index]
+        test = self.tests[index]
+        readable, expected = self.expected[index] if self.expected is not None else (True, None)
         status, got, error = record.get("status"), None, _text(record.get("error"))
         if not readable:
             status, error = "error", f"the test's expected value cannot be read: {expected}"
         elif status == "returned":
+            text = record.get("value")
             try:
-                value = decode_plain(record.get("value"))
+                value = decode_plain(text, self.decode_budget)
             except ValueError as exc:
                 status, error = "error", f"garbled result from the test process ({exc})"
             else:
-                status = "passed" if same(value, expected, self.atol) else "failed"
+                if self.expected is None:
+                    self.values[index], self.texts[index] = value, text
+                    passed = True
+                elif self.answer_rule is not None:
+                    passed = ANSWER_RULES[self.answer_rule](test.call, value, expected, self.atol)
+                else:
+                    passed = same(value, expected, self.atol)
+                status = "passed" if passed else "failed"
                 got = shown_repr(value)
         elif status == "not-plain":
             status = "failed"
@@ -446,6 +517,11 @@ class _Judge:
             self.results, self.tests, strict=True)]
         return ExecutionResult("ok", None, tests, self.time_s)
 
+    def outputs(self) -> OutputsResult:
+        result = self.result()
+        errors = [None if t.status == "passed" else f"{t.status}: {t.error or 'no value'}" for t in result.tests]
+        return OutputsResult(result.load_status, result.load_error, self.values, self.texts, errors)
+
 
 LOAD_STATUSES = ("ok", "syntax-error", "missing-entry-point", "error", "timeout", "memory-exceeded")
 
@@ -462,9 +538,9 @@ def expected_value(source: str) -> Any:
     try:
         return ast.literal_eval(source)
     except ValueError as exc:
-        if "Exceeds the limit" in str(exc) and hasattr(sys, "set_int_max_str_digits"):
-            sys.set_int_max_str_digits(0)  # as problems.py does for HumanEval+'s answers of more than 4300 digits
-            return expected_value(source)
+        if "Exceeds the limit" in str(exc):  # decimal text of a huge integer: quadratic to read, so never read
+            raise ValueError(f"`{_cut(source)}` holds an integer of more than 4300 decimal digits; write it in hex "
+                             "(0x...), which reads in linear time") from None
     except (SyntaxError, TypeError, MemoryError, RecursionError) as exc:
         raise ValueError(f"`{_cut(source)}` is not a Python expression ({type(exc).__name__})") from None
     try:
@@ -502,24 +578,71 @@ def _evaluate_constant(node: ast.AST) -> Any:
     raise ValueError(f"`{_cut(ast.unparse(node))}` is not a literal value (the expected value of a test must be one)")
 
 
-def decode_plain(text: object) -> Any:
-    """The value a child's record claims, from worker.encode_plain's JSON; ValueError for anything malformed."""
+_SCALARS = {str, bool, type(None), int, float}
+MAX_SAME_HASH = 32  # elements of one set or keys of one dict that may share a hash value
+
+
+def decode_budget() -> list[int]:
+    """What the host may spend decoding one candidate's results, all its tests together (`decode_plain`)."""
+    return [HOST_DECODE_UNITS]
+
+
+def decode_plain(text: object, job_budget: list[int] | None = None) -> Any:
+    """The value a child's record claims, from worker.encode_plain's JSON; ValueError for anything malformed.
+
+    Bounded like everything the host does with candidate output, since a candidate can write any record: the text
+    is at most a record's size (the worker cuts longer ones); at most MAX_NODES elements and MAX_DEPTH levels are
+    decoded; integers come as hex (linear to read, no digit limit to lift); a set or dict whose elements share one
+    hash value more than MAX_SAME_HASH times is refused before it is built (a forged set of colliding integers
+    would cost quadratic time); and `job_budget` (`decode_budget()`, one per job) caps the work for all of a
+    candidate's records together: once spent, later records are refused without being parsed."""
     if not isinstance(text, str):
         raise ValueError("no value")
+    if len(text) > 2 * _worker.MAX_RECORD_BYTES:
+        raise ValueError("a value longer than a record may be")
+    budget = [_worker.MAX_NODES, job_budget[0] if job_budget is not None else HOST_DECODE_UNITS]
+    # Every container costs at least a unit: more brackets than units left is refused before parsing (counting
+    # them runs at memory speed; HumanEval+'s answers hold at most 2,500 per problem, strings included).
+    if budget[1] <= 0 or text.count("[") + text.count("{") > budget[1]:
+        raise ValueError("the candidate's results are beyond what the host decodes for one candidate")
     try:
-        tree = json.loads(text)
+        return _decode(json.loads(text), 0, budget)
     except RecursionError:
         raise ValueError("nested too deeply") from None
-    return _decode(tree, 0)
+    except ValueError as exc:
+        raise ValueError(_cut(str(exc), 150)) from None
+    finally:
+        if job_budget is not None:
+            job_budget[0] = budget[1]
 
 
-def _decode(tree: Any, depth: int) -> Any:
+# The host's decoding work is counted in units of about one generic element (a tuple, a dict entry, an element of a
+# mixed list: ~1.5 us each on the machine of bench/code); an element of a list of scalars costs 1/16 unit, of a set
+# of scalars 1/4, of a packed list of numbers 1/64. HumanEval+'s canonical outputs need at most 160,000 units per
+# problem (HumanEval/130), most under 3,100; a candidate's records stop at this many (bench_forged_results.py).
+HOST_DECODE_UNITS = 1_000_000
+
+
+def _spend(budget: list[int], elements: int, units: int) -> None:
+    budget[0] -= elements
+    budget[1] -= units
+    if budget[0] < 0:
+        raise ValueError(f"more than {_worker.MAX_NODES:,} elements")
+    if budget[1] < 0:
+        raise ValueError("the candidate's results are beyond what the host decodes for one candidate")
+
+
+def _decode(tree: Any, depth: int, budget: list[int]) -> Any:
+    _spend(budget, 1, 1)
     if tree is None or isinstance(tree, (bool, int, float, str)):
         return tree
     if depth > _worker.MAX_DEPTH:
         raise ValueError("nested too deeply")
     if isinstance(tree, list):
-        return [_decode(item, depth + 1) for item in tree]
+        if set(map(type, tree)) <= _SCALARS:  # JSON made these values already: one pass, no call per element
+            _spend(budget, len(tree), len(tree) // 16)
+            return tree
+        return [_decode(item, depth + 1, budget) for item in tree]
     if not isinstance(tree, dict) or len(tree) != 1:
         raise ValueError("not an encoded value")
     (tag, payload), = tree.items()
@@ -530,17 +653,78 @@ def _decode(tree: Any, depth: int) -> Any:
             return float(payload)
         if tag == "bytes":
             return bytes.fromhex(payload)
+        if tag in ("f64", "i64"):
+            return _unpack(tag, payload, budget)
+    if isinstance(payload, list) and tag == "num" and len(payload) == 3 and isinstance(payload[0], str):
+        return _unpack_numbers(payload, budget)
     if isinstance(payload, list):
         if tag == "tuple":
-            return tuple(_decode(item, depth + 1) for item in payload)
+            if set(map(type, payload)) <= _SCALARS:
+                _spend(budget, len(payload), len(payload) // 16)
+                return tuple(payload)
+            return tuple([_decode(item, depth + 1, budget) for item in payload])
         try:
             if tag in ("set", "frozenset"):
-                return (set if tag == "set" else frozenset)(_decode(item, depth + 1) for item in payload)
+                if set(map(type, payload)) <= _SCALARS:
+                    _spend(budget, len(payload), len(payload) // 4)  # hashing and inserting: 1/4 unit each
+                    items = payload
+                else:
+                    items = [_decode(item, depth + 1, budget) for item in payload]
+                _refuse_hash_floods(items)
+                return (set if tag == "set" else frozenset)(items)
             if tag == "dict" and all(isinstance(pair, list) and len(pair) == 2 for pair in payload):
-                return {_decode(k, depth + 1): _decode(v, depth + 1) for k, v in payload}
+                pairs = [(_decode(k, depth + 1, budget), _decode(v, depth + 1, budget)) for k, v in payload]
+                _refuse_hash_floods([k for k, _ in pairs])
+                return dict(pairs)
         except TypeError as exc:  # an unhashable element
-            raise ValueError(str(exc)) from None
-    raise ValueError(f"unknown tag {tag!r}")
+            raise ValueError(_cut(str(exc), 100)) from None
+    raise ValueError(f"unknown tag {_cut(repr(tag), 40)}")
+
+
+def _unpack(tag: str, payload: str, budget: list[int]) -> list[Any]:
+    """A list packed by worker._packed: base64 of 8-byte floats or ints."""
+    import array
+    import binascii
+
+    try:
+        data = binascii.a2b_base64(payload)
+    except binascii.Error:
+        raise ValueError("bad base64") from None
+    if len(data) % 8:
+        raise ValueError("a packed list whose length is not a multiple of 8 bytes")
+    _spend(budget, len(data) // 8, len(data) // 8 // 64)
+    values = array.array("d" if tag == "f64" else "q")
+    values.frombytes(data)
+    return values.tolist()
+
+
+def _unpack_numbers(payload: list[Any], budget: list[int]) -> list[Any]:
+    """worker._packed's mixed form: every number packed as a float, then the ints put back at their positions."""
+    packed, where, ints = payload
+    values = _unpack("f64", packed, budget)
+    if not (isinstance(where, list) and isinstance(ints, list) and len(where) == len(ints) <= len(values)
+            and set(map(type, where)) <= {int} and set(map(type, ints)) <= {int}):
+        raise ValueError("a malformed packed list")
+    for position, number in zip(where, ints, strict=True):
+        if not 0 <= position < len(values):
+            raise ValueError("a malformed packed list")
+        values[position] = number
+    return values
+
+
+def _refuse_hash_floods(keys: list[Any]) -> None:
+    """ValueError when more than MAX_SAME_HASH of `keys` share a hash value: building a set of n such keys takes
+    n²/2 comparisons. (Counting the hashes is linear: distinct hash values are distinct small integers, which never
+    collide among themselves.)"""
+    if len(keys) <= MAX_SAME_HASH:
+        return
+    counts: dict[int, int] = {}
+    for key in keys:
+        h = hash(key)
+        n = counts.get(h, 0) + 1
+        if n > MAX_SAME_HASH:
+            raise ValueError(f"more than {MAX_SAME_HASH} elements of one set or dict share a hash value")
+        counts[h] = n
 
 
 def same(got: Any, expected: Any, atol: float = 0.0) -> bool:
@@ -557,6 +741,11 @@ def same(got: Any, expected: Any, atol: float = 0.0) -> bool:
     if type(expected) in (list, tuple):
         if type(got) is not type(expected) or len(got) != len(expected):
             return False
+        try:
+            if got == expected:  # equal plain data is always the same here (one pass in C for large lists)
+                return True
+        except RecursionError:
+            return False
         return all(same(g, e, atol) for g, e in zip(got, expected, strict=True))
     try:
         return bool(got == expected)
@@ -564,14 +753,94 @@ def same(got: Any, expected: Any, atol: float = 0.0) -> bool:
         return False
 
 
-def shown_repr(value: Any, limit: int = _worker.TEXT_CHARS) -> str:
-    """A returned value as the loss text shows it, cut to `limit` characters (a long string is cut first)."""
-    if isinstance(value, (str, bytes)) and len(value) > limit:
-        return repr(value[:limit])[:limit] + f"... ({len(value)} {'chars' if isinstance(value, str) else 'bytes'})"
+def _polynomial_root(call: str, got: Any, expected: Any, atol: float) -> bool:
+    """find_zero's rule (HumanEval/32): any x with |poly(xs, x)| <= atol is right, whichever root it is. The
+    polynomial is computed as the task's own `poly` does (and evalplus's oracle)."""
+    xs = _first_argument(call)
+    if type(got) not in (int, float) or not isinstance(xs, list):
+        return False
     try:
-        return _cut(repr(value), limit)
-    except ValueError:  # an integer of more than 4300 digits
-        return f"<{type(value).__name__} holding an integer too long to print>"
+        residual = sum(c * math.pow(got, i) for i, c in enumerate(xs))
+    except (OverflowError, ValueError, TypeError):
+        return False
+    return abs(residual) <= (atol or 1e-6)
+
+
+@functools.lru_cache(maxsize=4096)
+def _first_argument(call: str) -> Any:
+    """The literal first argument of a test call (our own test sources), or None."""
+    try:
+        node = ast.parse(call, mode="eval").body
+        return ast.literal_eval(node.args[0]) if isinstance(node, ast.Call) and node.args else None
+    except (SyntaxError, ValueError, TypeError, MemoryError, RecursionError):
+        return None
+
+
+# Tasks that accept several answers: name -> (call source, returned value, expected value, atol) -> passed.
+ANSWER_RULES = {"polynomial-root": _polynomial_root}
+
+
+def shown_repr(value: Any, limit: int = _worker.TEXT_CHARS) -> str:
+    """A plain value as Python source (what repr gives) when that is at most `limit` characters, else its first
+    `limit` characters and "...". The work is bounded by `limit`, not by the value's size: containers are written
+    element by element until the limit, long strings are cut before repr, and an integer of more digits than fit is
+    shown by its size (decimal text of a huge integer costs quadratic time, so it is never made)."""
+    parts: list[str] = []
+    room = [limit]
+    try:
+        _write(value, parts, room)
+    except _Full:
+        return "".join(parts)[:limit] + "..."
+    return "".join(parts)
+
+
+class _Full(Exception):
+    pass
+
+
+def _put(text: str, parts: list[str], room: list[int]) -> None:
+    parts.append(text)
+    room[0] -= len(text)
+    if room[0] < 0:
+        raise _Full
+
+
+_BRACKETS = {list: ("[", "]"), tuple: ("(", ")"), set: ("{", "}"), frozenset: ("frozenset({", "})")}
+
+
+def _write(value: Any, parts: list[str], room: list[int]) -> None:
+    kind = type(value)
+    if kind is int:
+        if value.bit_length() > 3.3 * max(room[0], 1) or value.bit_length() > 14_000:  # > room or > 4,300 digits
+            _put(f"<int of about {int(value.bit_length() * 0.30103) + 1:,} digits>", parts, room)
+        else:
+            _put(repr(value), parts, room)
+    elif kind in (str, bytes):
+        _put(repr(value[: room[0] + 1]), parts, room)
+        if len(value) > room[0] + 1:
+            raise _Full
+    elif kind in _BRACKETS:
+        if kind in (set, frozenset) and not value:
+            _put("set()" if kind is set else "frozenset()", parts, room)
+            return
+        opening, closing = _BRACKETS[kind]
+        _put(opening, parts, room)
+        for i, item in enumerate(value):
+            if i:
+                _put(", ", parts, room)
+            _write(item, parts, room)
+        _put("," + closing if kind is tuple and len(value) == 1 else closing, parts, room)
+    elif kind is dict:
+        _put("{", parts, room)
+        for i, (key, item) in enumerate(value.items()):
+            if i:
+                _put(", ", parts, room)
+            _write(key, parts, room)
+            _put(": ", parts, room)
+            _write(item, parts, room)
+        _put("}", parts, room)
+    else:  # float, bool, None (decoded values are plain data only)
+        _put(repr(value), parts, room)
 
 
 def _cut(text: str, limit: int = 200) -> str:

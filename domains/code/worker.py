@@ -11,7 +11,8 @@ the host. So whatever the candidate does to the child (patched builtins, a forge
 an object that says it equals everything), all it can do is claim an output value.
 
 Protocol, one JSON object per line:
-  host -> worker (stdin):  {"job": ID, "code": SRC, "entry_point": NAME, "calls": [CALL, ...], "limits": {...}}
+  host -> worker (stdin):  {"job": ID, "code": SRC, "entry_point": NAME, "calls": [CALL, ...], "limits": {...},
+                            "preamble": SRC}  (the names the problem declares, run before the code)
                            or {"ping": ID}; a CALL is the base64 of the marshaled code object the host compiled
                            (the same interpreter runs both), or {"source": SRC} when it did not compile there
   worker -> host (stdout): {"job": ID, "records": [RECORD, ...]} as they fill 1 MB, and always last
@@ -42,18 +43,14 @@ import struct
 import sys
 import time
 
-PREAMBLE = """\
-from typing import *
-import collections, heapq, math, itertools, functools, bisect, string, re
-from collections import *
-from heapq import *
-from bisect import *
-from itertools import *
-from functools import *
-inf = float("inf")
-"""
+DEFAULT_PREAMBLE = "from typing import *\n"  # what the task text tells the model is already done
+# Modules kept loaded in the worker, so that a candidate's own `import` of them costs nothing (and works where the
+# interpreter's files are unreadable to the sandbox uid). Loaded is not in scope: a program names what it imports.
+WARM_MODULES = ("typing", "collections", "heapq", "math", "itertools", "functools", "bisect", "string", "re",
+                "array", "cmath", "copy", "dataclasses", "decimal", "enum", "fractions", "operator", "queue",
+                "random", "statistics", "traceback", "linecache", "socket")
 
-_preamble_namespace = {}  # the preamble's names, built once in the worker and copied by each child
+_preamble_namespace = {}  # DEFAULT_PREAMBLE's names, built once in the worker and copied by each child
 
 MAX_RECORD_BYTES = 32 << 20  # one returned value (HumanEval+ has 12 MB answers); a longer line kills the child
 MAX_JOB_BYTES = 256 << 20  # everything one candidate sends, all its tests together
@@ -78,7 +75,8 @@ def encode_plain(value, depth=0, budget=None):
 
     None, bool, str and ints below 2**63 are themselves; floats are themselves when finite. Everything else is a
     one-key object: {"int": hex}, {"float": "nan"|"inf"|"-inf"}, {"bytes": hex}, {"tuple": [...]}, {"set": [...]},
-    {"frozenset": [...]}, {"dict": [[key, value], ...]}; lists are JSON arrays. Raises NotPlain, saying why.
+    {"frozenset": [...]}, {"dict": [[key, value], ...]}, and a long list of floats or of 64-bit ints only
+    {"f64" | "i64" | "num": ...} (see `_packed`); other lists are JSON arrays. Raises NotPlain, saying why.
     """
     if budget is None:
         budget = [MAX_NODES]
@@ -95,6 +93,17 @@ def encode_plain(value, depth=0, budget=None):
     if depth >= MAX_DEPTH:
         raise NotPlain(f"the returned value is nested more than {MAX_DEPTH} levels deep")
     if kind is list:
+        packed = _packed(value)
+        if packed is not None:
+            budget[0] -= len(value)
+            if budget[0] < 0:
+                raise NotPlain(f"the returned value has more than {MAX_NODES:,} elements")
+            return packed
+        if _is_flat(value):  # a list of scalars that JSON writes as they are (the common large case): one pass
+            budget[0] -= len(value)
+            if budget[0] < 0:
+                raise NotPlain(f"the returned value has more than {MAX_NODES:,} elements")
+            return value
         return [encode_plain(item, depth + 1, budget) for item in value]
     if kind is tuple:
         return {"tuple": [encode_plain(item, depth + 1, budget) for item in value]}
@@ -110,6 +119,47 @@ def encode_plain(value, depth=0, budget=None):
     what = f"a subclass of {plain}" if plain else "not plain data"
     raise NotPlain(f"returned an object of type {kind.__name__!r} ({what}); only values of the exact types int, "
                    "float, str, bool, None, bytes, list, tuple, dict, set and frozenset are compared")
+
+
+_FLAT_TYPES = {str, bool, type(None), int, float}
+
+
+def _packed(items):
+    """A long list of floats only, or of 64-bit ints only, as {"f64" | "i64": base64 of the machine's 8-byte
+    values}, and of both as {"num": [base64 of them all as floats, positions of the ints, the ints]}: exact (nan,
+    inf and -0.0 included), and several times faster both ways than writing each number in decimal (HumanEval+ has
+    answers of millions of numbers). None for any other list."""
+    if len(items) < 64:
+        return None
+    kinds = set(map(type, items))
+    import array
+
+    def packed(code, values):
+        return binascii.b2a_base64(array.array(code, values).tobytes(), newline=False).decode()
+
+    try:
+        if kinds == {float}:
+            return {"f64": packed("d", items)}
+        if kinds == {int}:
+            return {"i64": packed("q", items)}
+        if kinds == {int, float}:  # floats packed, ints (placed as floats there) listed exactly by position
+            where = [i for i, x in enumerate(items) if type(x) is int]
+            ints = [items[i] for i in where]
+            if all(-_INT_JSON < x < _INT_JSON for x in ints):
+                return {"num": [packed("d", items), where, ints]}
+    except OverflowError:  # an int beyond 64 bits, or beyond a float's range: the general form
+        pass
+    return None
+
+
+def _is_flat(items):
+    """A list of str, bool, None, finite floats and ints below 2**63 only: JSON holds it with no tag."""
+    kinds = set(map(type, items))
+    if not kinds <= _FLAT_TYPES:
+        return False
+    if float in kinds and not all(x - x == 0.0 for x in items if type(x) is float):
+        return False
+    return int not in kinds or all(-_INT_JSON < x < _INT_JSON for x in items if type(x) is int)
 
 
 # ---------------------------------------------------------------- child side (runs candidate code)
@@ -197,17 +247,22 @@ def _child(job, start, write_fd, workdir, run_as_uid):
         while view:
             view = view[os.write(write_fd, view):]
 
-    namespace = dict(_preamble_namespace) if _preamble_namespace else {}
+    preamble = job.get("preamble", DEFAULT_PREAMBLE)
+    reuse = preamble == DEFAULT_PREAMBLE and _preamble_namespace
+    namespace = dict(_preamble_namespace) if reuse else {}
     namespace["__name__"] = "__candidate__"
     try:
-        if not _preamble_namespace:
-            exec(compile(PREAMBLE, "<preamble>", "exec"), namespace)
+        if not reuse:
+            exec(compile(preamble, "<preamble>", "exec"), namespace)
         code = compile(job["code"], "<candidate>", "exec")
         import linecache  # so that tracebacks show the candidate's own source lines
 
         linecache.cache["<candidate>"] = (len(job["code"]), None, job["code"].splitlines(True), "<candidate>")
     except SyntaxError as exc:
         send(dumps({"load": {"status": "syntax-error", "error": _short(f"SyntaxError: {exc.msg} (line {exc.lineno})")}}))
+        return
+    except BaseException as exc:  # the problem's declared imports failed
+        send(dumps({"load": _error_record(exc)}))
         return
     try:
         exec(code, namespace)
@@ -731,12 +786,36 @@ def _clear_writable_places(tmp_root, workdir, run_as_uid):
         _clear_folder("/dev/shm")
 
 
-# ---------------------------------------------------------------- seccomp: no new namespaces for candidates
+# ---------------------------------------------------------------- seccomp: no new namespaces, no kernel objects by name
 
-def _deny_new_namespaces():
+# Kernel objects that outlive the process that made them and are found by name or key, not by descriptor: keyrings
+# (add_key, request_key, keyctl), System V IPC (message queues, semaphores, shared memory) and POSIX message queues.
+# One candidate could leave something there for the next (or read the caller's session keyring): every call fails.
+_KERNEL_OBJECT_CALLS = {
+    "x86_64": (248, 249, 250,  # add_key request_key keyctl
+               29, 30, 31, 67, 64, 65, 66, 220, 68, 69, 70, 71,  # shm* sem* msg*
+               240, 241, 242, 243, 244, 245),  # mq_*
+    "aarch64": (217, 218, 219,
+                194, 195, 196, 197, 190, 191, 192, 193, 186, 187, 188, 189,
+                180, 181, 182, 183, 184, 185),
+}
+
+
+def _join_fresh_session_keyring():
+    """Leave the caller's session keyring for a new, empty one (keyctl JOIN_SESSION_KEYRING): even where the
+    filter below cannot be installed, nothing below the worker reaches a key of the caller's session."""
+    import platform
+
+    number = {"x86_64": 250, "aarch64": 219}.get(platform.machine())
+    if number is not None:
+        ctypes.CDLL(None, use_errno=True).syscall(number, 1, None)  # KEYCTL_JOIN_SESSION_KEYRING, anonymous
+
+
+def _install_syscall_filter():
     """A seccomp filter for this process and every process it forks: unshare() and clone() with any CLONE_NEW*
     flag fail with EPERM, clone3() with ENOSYS (its flags live in memory a filter cannot read; the C library
-    then falls back to clone()), and setns() with EPERM. Returns False where the kernel or arch does not allow it.
+    then falls back to clone()), setns() with EPERM, and so does every call that makes or reaches a kernel object
+    by name (`_KERNEL_OBJECT_CALLS`). Returns False where the kernel or arch does not allow it.
     """
     import platform
 
@@ -756,6 +835,10 @@ def _deny_new_namespaces():
         (jset, 0, 1, 0x40000000), (ret, 0, 0, eperm),  # the x32 numbering of the same calls
         (jeq, 0, 1, nr["clone3"]), (ret, 0, 0, enosys),
         (jeq, 0, 1, nr["setns"]), (ret, 0, 0, eperm),
+    ]
+    for number in _KERNEL_OBJECT_CALLS[platform.machine()]:
+        program += [(jeq, 0, 1, number), (ret, 0, 0, eperm)]
+    program += [
         (jeq, 1, 0, nr["unshare"]),               # unshare: test its flags (argument 0)
         (jeq, 0, 4, nr["clone"]),                 # clone: test its flags (argument 0); other calls: allow
         (ld_w, 0, 0, 16),                         # A = low 32 bits of argument 0
@@ -784,16 +867,19 @@ def main():
     except (OSError, AttributeError):
         pass
     try:
-        namespaces_denied = _deny_new_namespaces()
+        _join_fresh_session_keyring()
+    except (OSError, AttributeError):
+        pass
+    try:
+        namespaces_denied = _install_syscall_filter()
     except (OSError, AttributeError, ValueError):
         namespaces_denied = False
     # Warm the child's imports once; every fork then starts with them loaded.
     # Also warms modules candidates often import: after the uid drop the interpreter's own files may be unreadable
     # (a Python installed under /root in the fallback), and a module already in sys.modules needs no file.
-    exec(compile(PREAMBLE, "<preamble>", "exec"), _preamble_namespace)
+    exec(compile(DEFAULT_PREAMBLE, "<preamble>", "exec"), _preamble_namespace)
     _preamble_namespace.pop("__builtins__", None)
-    for module in ("array", "cmath", "copy", "dataclasses", "decimal", "enum", "fractions", "operator", "queue",
-                   "random", "statistics", "traceback", "linecache", "socket"):
+    for module in WARM_MODULES:
         __import__(module)
 
     import gc

@@ -41,13 +41,14 @@ def optimize(start: str = "benzene", target: str = "DRD2", *, engine: Any = None
     """Optimize a molecule from `start` for `target` with any strategy; returns `tgdomains.run.RunResult`.
 
     `settings` take the CLI's molecule keys (backend, exhaustiveness, docking_seed, target_score, docking_cache,
-    docking_workers, vina_weight, qed_weight, mw_min, mw_max, sa_max, no_pains, reference, min_similarity) and
+    docking_workers, docking_time_limit, vina_weight, qed_weight, mw_min, mw_max, sa_max, no_pains, reference, min_similarity) and
     `tgdomains.run.optimize`'s (run_dir, iterations, seed, budgets, the strategy's settings, progress ...).
     """
     from tgdomains.run import optimize as run
 
     domain = MoleculesDomain()
     keys = {"backend", "exhaustiveness", "docking_seed", "target_score", "docking_cache", "docking_workers",
+            "docking_time_limit",
             "vina_weight", "qed_weight", "mw_min", "mw_max", "sa_max", "no_pains", "reference", "min_similarity"}
     args = {"target": target, "start": start, **{k: v for k, v in settings.items() if k in keys}}
     rest = {k: v for k, v in settings.items() if k not in keys}

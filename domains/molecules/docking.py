@@ -9,18 +9,26 @@ Two backends dock the same receptor files and search boxes (shipped by the `dock
   once per (target, seed) in each worker and reused for every later ligand. Nearly all of its CPU is Vina's search.
 
 Docking always runs in worker processes: the `vina` package calls C ``exit()`` on some inputs, which would take the
-caller down with it. A worker that dies is replaced and its molecules are retried one at a time. Every finished result
-(a score or a docking error) is stored on disk under a key of (canonical SMILES, target, backend, exhaustiveness,
-seed), so no molecule is ever docked twice with the same settings.
+caller down with it. A worker that dies is replaced and its molecules are retried one at a time. A docking that runs
+past `DockingSettings.time_limit_s` is stopped (the worker and the programs it started are killed) and the molecule
+is scored invalid, saying so. Every finished result (a score or a docking error; not a time-out) is stored on disk
+under a key of (canonical SMILES, target, backend, exhaustiveness, seed), so no molecule is ever docked twice with
+the same settings.
+
+No shell is ever involved: every program (Open Babel, the Vina binary) gets its arguments as a list. dockstring's own
+protonation builds a shell command line, in which the ``$`` of a quadruple bond starts a shell variable and the rest
+of the SMILES is lost (``C$C`` became methane); the worker replaces that one function by `_protonate`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import tempfile
 import time
+import warnings
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -36,9 +44,12 @@ DEFAULT_EXHAUSTIVENESS = 8
 DEFAULT_SEED = 974528263  # dockstring's default seed, so scores match the published pipeline
 DEFAULT_TARGET = "DRD2"
 PROTONATION_PH = 7.4
+DEFAULT_TIME_LIMIT_S = 600.0  # one molecule's docking; exhaustiveness 8 docks a drug-like molecule in ~10-100 s
 # Bumped when a backend's docking changes its scores, so that older cache entries are not read back.
 # vina 2: rings of 7+ atoms kept rigid, as dockstring does (see _prepare_ligand).
 _BACKEND_REVISIONS = {"vina": 2}
+# dockstring entries of SMILES holding a `$` were docked as another molecule (see the module docstring): new keys
+_SHELL_FREE_REVISION = "no-shell"
 
 
 @dataclass(frozen=True)
@@ -79,6 +90,7 @@ class DockingSettings:
     cache_dir: str | None = None  # None: $TGDOMAINS_CACHE_DIR/docking (default ~/.cache/tgdomains/docking)
     use_cache: bool = True
     workers: int | None = None  # None: one per CPU core
+    time_limit_s: float = DEFAULT_TIME_LIMIT_S  # per molecule; past it the worker is killed, the molecule invalid
 
     def checked(self) -> DockingSettings:
         """These settings, or ValueError naming the bad one."""
@@ -90,6 +102,9 @@ class DockingSettings:
             raise ValueError(f"seed must be an integer in [0, 2**31), got {self.seed!r}")
         if self.workers is not None and (not isinstance(self.workers, int) or self.workers < 1):
             raise ValueError(f"workers must be a positive integer, got {self.workers!r}")
+        limit = self.time_limit_s
+        if isinstance(limit, bool) or not isinstance(limit, (int, float)) or not 0 < limit < float("inf"):
+            raise ValueError(f"time_limit_s must be a positive number of seconds, got {limit!r}")
         return self
 
 
@@ -125,6 +140,8 @@ class DockingCache:
     @staticmethod
     def key(smiles: str, target: str, backend: str, exhaustiveness: int, seed: int) -> str:
         revision = _BACKEND_REVISIONS.get(backend)  # a backend that now docks differently gets fresh entries
+        if backend == "dockstring" and "$" in smiles:
+            revision = _SHELL_FREE_REVISION
         fields = json.dumps([smiles, target, backend, exhaustiveness, seed] + ([revision] if revision else []))
         return hashlib.sha256(fields.encode()).hexdigest()
 
@@ -132,22 +149,46 @@ class DockingCache:
         return self.directory / key[:2] / f"{key}.json"
 
     def get(self, smiles: str, target: str, settings: DockingSettings) -> DockingResult | None:
+        """The stored result, or None: missing, half-written (a killed process), a link, or not the result of
+        exactly this docking (the cache folder may be shared: an entry is data to check, never trusted)."""
+        from tgdomains.files import read_bytes
+
         path = self._path(self.key(smiles, target, settings.backend, settings.exhaustiveness, settings.seed))
         try:
-            data = json.loads(path.read_text())
-        except (OSError, ValueError):  # missing, or a half-written file from a killed process
+            data = json.loads(read_bytes(path, 1 << 20, what="docking cache entry"))
+        except (OSError, ValueError, RecursionError):  # UnsafeFileError is a ValueError
             return None
-        return replace(DockingResult.from_dict(data), cached=True)
+        expected = {"smiles": smiles, "target": target, "backend": settings.backend,
+                    "exhaustiveness": settings.exhaustiveness, "seed": settings.seed}
+        if not isinstance(data, dict) or any(data.get(k) != v for k, v in expected.items()):
+            return None
+        vina, error = data.get("vina"), data.get("error")
+        if not (vina is None and isinstance(error, str)) and not (
+                isinstance(vina, (int, float)) and not isinstance(vina, bool) and math.isfinite(vina)):
+            return None
+        try:
+            return replace(DockingResult.from_dict(data), cached=True)
+        except (TypeError, ValueError):
+            return None
 
     def put(self, result: DockingResult) -> None:
+        """Store `result`; a cache folder that cannot be written costs a warning, never the docking."""
         key = self.key(result.smiles, result.target, result.backend, result.exhaustiveness, result.seed)
         path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # Write then rename: a reader never sees a partial file, even if this process is killed mid-write.
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        with os.fdopen(fd, "w") as handle:
-            json.dump(result.to_dict(), handle)
-        os.replace(tmp, path)
+        tmp = None
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            # Write then rename: a reader never sees a partial file, even if this process is killed mid-write.
+            fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+            with os.fdopen(fd, "w") as handle:
+                json.dump(result.to_dict(), handle)
+            os.replace(tmp, path)
+        except OSError as exc:
+            if tmp is not None:
+                Path(tmp).unlink(missing_ok=True)
+            from tgdomains.caches import cache_warning
+
+            warnings.warn(cache_warning(self.directory, exc), stacklevel=2)
 
     def __len__(self) -> int:
         return sum(1 for _ in self.directory.glob("*/*.json")) if self.directory.exists() else 0
@@ -241,7 +282,8 @@ def _dock_in_workers(smiles_list: list[str], target: str, settings: DockingSetti
 
     plain_settings = {k: v for k, v in asdict(settings).items()}
     messages = [{"smiles": s, "target": target, "settings": plain_settings} for s in smiles_list]
-    replies = pool.run_requests(messages, settings.workers or os.cpu_count() or 1, crashed)
+    replies = pool.run_requests(messages, settings.workers or os.cpu_count() or 1, crashed,
+                                time_limit_s=settings.time_limit_s)
     # A worker killed twice on one molecule may have been the machine's doing (memory): do not cache that.
     return [_Outcome(DockingResult.from_dict(r), error_is_transient=bool(r.get("transient"))) for r in replies]
 
@@ -273,8 +315,12 @@ def dock_in_this_process(smiles: str, target: str, settings: DockingSettings) ->
 
 
 def _dock_dockstring(smiles: str, target: str, settings: DockingSettings) -> float | None:
+    import dockstring.utils
     from dockstring import load_target
     from dockstring.utils import get_targets_dir
+
+    # dockstring's protonate_mol calls this module-level function: ours passes an argument list, never a shell line
+    dockstring.utils.protonate_smiles = _protonate
 
     # dockstring reads the box from <target>_conf.txt and has no exhaustiveness argument: give it a copy of the
     # conf with an `exhaustiveness` line (Vina's own config key) next to a link to the receptor.
@@ -346,12 +392,13 @@ def _prepare_ligand(smiles: str, seed: int) -> str:
     return pdbqt
 
 
-def _protonate(smiles: str) -> str:
-    """Open Babel 3.1 protonation at pH 7.4, as dockstring does it (the command, never the Python bindings)."""
+def _protonate(smiles: str, pH: float = PROTONATION_PH) -> str:  # noqa: N803 - dockstring's protonate_smiles
+    """Open Babel 3.1 protonation at pH 7.4, as dockstring does it (the command, never the Python bindings), with
+    the SMILES as one argument of an argument list: no shell reads it."""
     import subprocess
 
     done = subprocess.run(
-        ["obabel", f"-:{smiles}", "-ismi", "-ocan", f"-p{PROTONATION_PH}"], capture_output=True, text=True, timeout=60
+        ["obabel", f"-:{smiles}", "-ismi", "-ocan", f"-p{pH}"], capture_output=True, text=True, timeout=60
     )
     if done.returncode != 0 or not done.stdout.strip():
         raise ValueError(f"Open Babel protonation failed: {done.stderr.strip()[:200]}")

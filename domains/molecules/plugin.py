@@ -18,6 +18,7 @@ from domains.molecules.docking import (
     DEFAULT_EXHAUSTIVENESS,
     DEFAULT_SEED,
     DEFAULT_TARGET,
+    DEFAULT_TIME_LIMIT_S,
     DockingSettings,
     check_target,
 )
@@ -76,6 +77,8 @@ class MoleculesDomain(Domain):
         group.add_argument("--docking-cache", default=None,
                            help="docking cache directory (default $TGDOMAINS_CACHE_DIR/docking, i.e. ~/.cache/tgdomains/docking)")
         group.add_argument("--docking-workers", type=integer(1), default=None, help="docking processes (default: CPU cores)")
+        group.add_argument("--docking-time-limit", type=number(1), default=DEFAULT_TIME_LIMIT_S, metavar="SECONDS",
+                           help="stop one molecule's docking after this long and score it invalid (default %(default)g)")
         group.add_argument("--vina-weight", type=number(0), default=1.0, help="weight of the Vina term (default 1)")
         group.add_argument("--qed-weight", type=number(0), default=1.0, help="weight of the 1 − QED term (default 1)")
         group.add_argument("--mw-min", type=number(0), default=None, help="constraint: lowest molecular weight, g/mol")
@@ -114,10 +117,24 @@ class MoleculesDomain(Domain):
         docking = DockingSettings(
             backend=args.get("backend", DEFAULT_BACKEND), exhaustiveness=args.get("exhaustiveness", DEFAULT_EXHAUSTIVENESS),
             seed=args.get("docking_seed", DEFAULT_SEED), cache_dir=args.get("docking_cache"),
-            workers=args.get("docking_workers"),
+            workers=args.get("docking_workers"), time_limit_s=args.get("docking_time_limit", DEFAULT_TIME_LIMIT_S),
         ).checked()
         return MoleculeTask(target=check_target(target), start=start_smiles, objective=objective, docking=docking,
                             smiles=args.get("smiles"))
+
+    def instance_args(self, instance: MoleculeTask) -> dict[str, Any] | None:
+        """The keys `load` rebuilds `instance` from (stored in run.json for resume); None for a task built in Python
+        with a setting `load` has no key for."""
+        objective, docking = instance.objective, instance.docking
+        if objective.constraint_penalty != Objective().constraint_penalty or not docking.use_cache:
+            return None
+        return {"target": instance.target, "start": instance.start, "backend": docking.backend,
+                "exhaustiveness": docking.exhaustiveness, "docking_seed": docking.seed,
+                "docking_cache": docking.cache_dir, "docking_workers": docking.workers,
+                "docking_time_limit": docking.time_limit_s, "vina_weight": objective.vina_weight,
+                "qed_weight": objective.qed_weight, "mw_min": objective.mw_min, "mw_max": objective.mw_max,
+                "sa_max": objective.sa_max, "no_pains": objective.forbid_pains, "reference": objective.reference,
+                "min_similarity": objective.min_similarity, "target_score": objective.target_score}
 
     def candidate_from_args(self, args: dict[str, Any], instance: MoleculeTask) -> str:
         """The molecule `tgdomains evaluate` scores: --smiles as given (evaluate reports it if invalid)."""

@@ -122,6 +122,9 @@ def evaluate_plan(
     oars = [s for s in case.primary_oars if s in case.structures]
     oar_mean = float(np.mean([result.structure_dose(s).mean() for s in oars])) if oars else 0.0
     score = -violation - TIE_BREAK * oar_mean / rx
+    if not math.isfinite(score) or not np.isfinite(result.dose).all():  # never a valid score: NaN compares as nothing
+        return Evaluation.invalid(f"the plan's dose on case {case.name} is not finite (NaN or infinite values): the "
+                                  "case's dose-influence matrix or the optimizer produced an unusable dose")
     passed = all(r.met for r in checked)
 
     metrics: dict[str, float] = {r.goal.name: r.measured for r in checked}

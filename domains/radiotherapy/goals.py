@@ -4,6 +4,9 @@ A goal file is a mapping with a ``goals`` list (and optionally ``prescription_Gy
 ``structure``, ``metric``, ``comparator`` and ``value`` (see ``goals/prostate.yaml``). Metrics: ``D<x>`` (Gy at x %
 of the volume), ``V<x>`` (% of the volume at >= x Gy), ``mean``, ``max``, ``min`` (Gy), ``HI``, ``CI``. A file with
 a mistake raises `GoalFileError` naming the file, the line and the field.
+
+A goal file may come from someone else: it is read without following a link, up to MAX_GOAL_FILE_BYTES, as YAML
+without aliases (`tgdomains.files.load_yaml`), and no message quotes more than a few dozen characters of it.
 """
 
 from __future__ import annotations
@@ -19,6 +22,9 @@ import numpy as np
 
 from domains.radiotherapy import dvh
 
+MAX_GOAL_FILE_BYTES = 256 << 10  # a goal file is a few hundred bytes; a thousand goals fit in under 100 KiB
+MAX_GOALS = 1000
+MAX_GOAL_FILE_VALUES = 20 * MAX_GOALS  # YAML values: 9 per goal
 COMPARATORS = ("<", "<=", ">", ">=")
 GOAL_FIELDS = ("structure", "metric", "comparator", "value")
 _DOSE_AT_VOLUME = re.compile(r"^D(\d+(?:\.\d+)?)$")
@@ -102,29 +108,27 @@ def load_goals(source: str | Path, structures: Sequence[str] | None = None) -> G
 
     With `structures`, every goal must name one of them. Raises `GoalFileError` on any mistake.
     """
-    text, where = _read(source)
-    import yaml
+    from tgdomains.files import UnsafeFileError, compose_yaml
 
+    text, where = _read(source)
     try:
-        data = yaml.safe_load(text)
-        root = yaml.compose(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f", line {mark.line + 1}" if mark is not None else ""
-        raise GoalFileError(f"{where}{line}: not valid YAML ({getattr(exc, 'problem', None) or exc})") from None
-    except (ValueError, TypeError, RecursionError) as exc:  # e.g. an integer too large, deep nesting
-        raise GoalFileError(f"{where}: not valid YAML ({exc})") from None
+        data, root = compose_yaml(text, where, limit=MAX_GOAL_FILE_BYTES, max_nodes=MAX_GOAL_FILE_VALUES)
+    except UnsafeFileError as exc:
+        raise GoalFileError(str(exc)) from None
     if not isinstance(data, dict) or "goals" not in data:
         raise GoalFileError(f"{where}: expected a mapping with a 'goals' list at the top level")
-    unknown_keys = sorted(str(k) for k in data if k not in ("goals", "prescription_Gy", "case"))
+    unknown_keys = sorted(str(k)[:30] for k in data if k not in ("goals", "prescription_Gy", "case"))
     if unknown_keys:
-        raise GoalFileError(f"{where}: unknown top-level key(s) {', '.join(unknown_keys)}; allowed: goals, prescription_Gy, case")
+        raise GoalFileError(f"{where}: unknown top-level key(s) {', '.join(unknown_keys[:5])}"
+                            f"{' ...' if len(unknown_keys) > 5 else ''}; allowed: goals, prescription_Gy, case")
     rx = data.get("prescription_Gy")
     if rx is not None and (not _is_number(rx) or not 0 < float(rx) < 1000):
-        raise GoalFileError(f"{where}: prescription_Gy must be a number of Gy in (0, 1000), got {rx!r}")
+        raise GoalFileError(f"{where}: prescription_Gy must be a number of Gy in (0, 1000), got {_short(rx)}")
     items = data["goals"]
     if not isinstance(items, list) or not items:
         raise GoalFileError(f"{where}: 'goals' must be a non-empty list of goals")
+    if len(items) > MAX_GOALS:
+        raise GoalFileError(f"{where}: {len(items)} goals, more than the {MAX_GOALS} a goal file may hold")
     lines = _item_lines(root)
     goals = []
     for i, item in enumerate(items):
@@ -134,15 +138,25 @@ def load_goals(source: str | Path, structures: Sequence[str] | None = None) -> G
 
 
 def _read(source: str | Path) -> tuple[str, str]:
+    from tgdomains.files import UnsafeFileError, read_text
+
     if isinstance(source, str) and "\n" in source:
         return source, "<goals text>"
     path = Path(source)
-    if not path.is_file():
+    if not path.exists() and not path.is_symlink():
         raise GoalFileError(f"goal file {path} does not exist")
     try:
-        return path.read_text(), str(path)
-    except (OSError, UnicodeDecodeError) as exc:
-        raise GoalFileError(f"goal file {path} cannot be read: {exc}") from None
+        return read_text(path, MAX_GOAL_FILE_BYTES, what="goal file"), str(path)
+    except UnsafeFileError as exc:
+        raise GoalFileError(str(exc)) from None
+    except OSError as exc:
+        raise GoalFileError(f"goal file {path} cannot be read: {exc.strerror or exc}") from None
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    """A value for a message: its repr, cut to `limit` characters (a hostile file cannot make a message long)."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def _item_lines(root: Any) -> list[int]:
@@ -158,32 +172,39 @@ def _item_lines(root: Any) -> list[int]:
 
 
 def _is_number(x: Any) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(float(x))
+    try:
+        return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(float(x))
+    except OverflowError:  # an integer beyond any float
+        return False
 
 
 def _goal(item: Any, at: str, structures: Sequence[str] | None) -> Goal:
     if not isinstance(item, dict):
-        raise GoalFileError(f"{at}: a goal must be a mapping with {', '.join(GOAL_FIELDS)}, got {item!r}")
+        raise GoalFileError(f"{at}: a goal must be a mapping with {', '.join(GOAL_FIELDS)}, got {_short(item)}")
     missing = [f for f in GOAL_FIELDS if f not in item]
     if missing:
         raise GoalFileError(f"{at}: missing field(s) {', '.join(missing)}")
-    extra = sorted(str(k) for k in item if k not in GOAL_FIELDS)
+    extra = sorted(str(k)[:30] for k in item if k not in GOAL_FIELDS)
     if extra:
-        raise GoalFileError(f"{at}: unknown field(s) {', '.join(extra)}; a goal has {', '.join(GOAL_FIELDS)}")
+        raise GoalFileError(f"{at}: unknown field(s) {', '.join(extra[:5])}{' ...' if len(extra) > 5 else ''}; "
+                            f"a goal has {', '.join(GOAL_FIELDS)}")
     structure, metric, comparator, value = (item[f] for f in GOAL_FIELDS)
     if not isinstance(structure, str) or not structure:
-        raise GoalFileError(f"{at}: field 'structure' must be a structure name, got {structure!r}")
+        raise GoalFileError(f"{at}: field 'structure' must be a structure name, got {_short(structure)}")
     if structures is not None and structure not in structures:
-        raise GoalFileError(f"{at}: field 'structure': unknown structure {structure!r}; the case has {', '.join(structures)}")
+        raise GoalFileError(f"{at}: field 'structure': unknown structure {_short(structure)}; the case has "
+                            f"{', '.join(structures)}")
     metric = str(metric) if isinstance(metric, str) else metric
     if not isinstance(metric, str) or not _valid_metric(metric):
         raise GoalFileError(
-            f"{at}: field 'metric': {metric!r} is not a metric; use D<x> (e.g. D95), V<x> (e.g. V70), mean, max, min, HI or CI"
+            f"{at}: field 'metric': {_short(metric)} is not a metric; use D<x> (e.g. D95), V<x> (e.g. V70), mean, max, "
+            "min, HI or CI"
         )
     if comparator not in COMPARATORS:
-        raise GoalFileError(f"{at}: field 'comparator': {comparator!r} is not one of {' '.join(COMPARATORS)} (quote it in YAML)")
+        raise GoalFileError(f"{at}: field 'comparator': {_short(comparator)} is not one of {' '.join(COMPARATORS)} "
+                            "(quote it in YAML)")
     if not _is_number(value):
-        raise GoalFileError(f"{at}: field 'value' must be a finite number, got {value!r}")
+        raise GoalFileError(f"{at}: field 'value' must be a finite number, got {_short(value)}")
     return Goal(structure=structure, metric=metric, comparator=comparator, value=float(value))
 
 

@@ -93,7 +93,7 @@ def validate(data: Any, case: Case) -> Hyperparameters:
         raise HyperparameterError(f"expected a JSON object keyed by structure ({', '.join(names)}), got {type(data).__name__}")
     unknown = [str(k) for k in data if k not in case.structures]
     if unknown:
-        raise HyperparameterError(f"unknown structure(s) {', '.join(map(repr, unknown))}; the case has {', '.join(names)}")
+        raise HyperparameterError(f"unknown structure(s) {_listed(unknown)}; the case has {', '.join(names)}")
     missing = [s for s in names if s not in data]
     if missing:
         raise HyperparameterError(f"missing structure(s) {', '.join(missing)}; give every structure a weight and dose_Gy")
@@ -108,7 +108,7 @@ def validate(data: Any, case: Case) -> Hyperparameters:
             raise HyperparameterError(f"{s}: missing field(s) {', '.join(missing_fields)}")
         extra = [str(k) for k in entry if k not in FIELDS]
         if extra:
-            raise HyperparameterError(f"{s}: unknown field(s) {', '.join(extra)}; allowed: {', '.join(FIELDS)}")
+            raise HyperparameterError(f"{s}: unknown field(s) {_listed(extra, quote=False)}; allowed: {', '.join(FIELDS)}")
         values = {}
         for f, hi in (("weight", MAX_WEIGHT), ("dose_Gy", top_dose)):
             x = entry[f]
@@ -129,6 +129,13 @@ def validate(data: Any, case: Case) -> Hyperparameters:
     if not any(out[t]["weight"] > 0 for t in case.targets):
         raise HyperparameterError(f"every target ({', '.join(case.targets)}) has weight 0: the plan would deliver no dose")
     return out
+
+
+def _listed(names: list[str], *, quote: bool = True, most: int = 8) -> str:
+    """Names for an error message that goes back to the LLM: at most `most`, each cut to 40 characters, so a reply
+    naming 10,000 made-up structures gets a message of a few hundred characters, not one that quotes it whole."""
+    shown = [repr(n[:40]) if quote else n[:40] for n in names[:most]]
+    return ", ".join(shown) + (f" ... ({len(names)} in all)" if len(names) > most else "")
 
 
 def objectives_for(hyperparameters: Hyperparameters, case: Case) -> list[Objective]:

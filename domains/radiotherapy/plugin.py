@@ -64,6 +64,11 @@ class RadiotherapyDomain(Domain):
             raise ValueError(f"--examples {args['examples']}: {exc}") from None
         return instance
 
+    def instance_args(self, instance: RadiotherapyInstance) -> dict[str, Any]:
+        """The case and goal file that `load` rebuilds `instance` from (for resume; a resumed run reads its start
+        value and example plans from its own record, so `params` and `examples` are not needed again)."""
+        return {"case": instance.case_spec, "goals": instance.goals_file or None}
+
     def load_many(self, args: dict[str, Any]) -> list[RadiotherapyInstance]:
         specs = args.get("cases") or [args.get("case") or DEFAULT_CASE]
         if isinstance(specs, str):

@@ -9,10 +9,20 @@ import pytest
 
 from domains.code.sandbox import SANDBOX_UID, Limits, Sandbox, bubblewrap_available
 
-SHARED_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
+# ../shared/data beside the checkout (as in CI), or where $TGDOMAINS_SHARED_DATA says
+SHARED_DATA = Path(os.environ.get("TGDOMAINS_SHARED_DATA") or Path(__file__).resolve().parents[3] / "shared" / "data")
 FAST = Limits(test_timeout_s=1.0, total_timeout_s=6.0, memory_mb=256, processes=16)
 
 needs_bwrap = pytest.mark.skipif(not bubblewrap_available(), reason="bubblewrap cannot run here")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_cache_dir(tmp_path_factory):
+    """The code tests write their caches (expected values) to a folder of their own, never the user's."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("TGDOMAINS_CACHE_DIR", str(tmp_path_factory.mktemp("tgd-code-cache")))
+    yield
+    mp.undo()
 
 
 @pytest.fixture(scope="module")

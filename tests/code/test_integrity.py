@@ -395,3 +395,134 @@ def worker_rss_mb(sandbox: Sandbox) -> float:
         if "python" in open(f"/proc/{candidate}/comm").read() or candidate == str(pid):
             return int(status.split("VmRSS:")[1].split()[0]) / 1024
     return 0.0
+
+
+# ---------------------------------------------------------------- kernel objects that outlive a process
+
+_KERNEL_PROBE = """
+import ctypes
+libc = ctypes.CDLL(None, use_errno=True)
+libc.syscall.restype = ctypes.c_long
+KEY = 0x74676421
+RINGS = (-4, -5, -3)  # the user, user-session and session keyrings
+
+def store(x):
+    text = repr(x).encode()
+    for ring in RINGS:
+        libc.syscall(248, b"user", b"tgd-leak", text, len(text), ring)  # add_key
+    shm = libc.shmget(KEY, 4096, 0o1666)
+    if shm >= 0:
+        libc.shmat.restype = ctypes.c_void_p
+        address = libc.shmat(shm, None, 0)
+        if address not in (None, ctypes.c_void_p(-1).value):
+            ctypes.memmove(address, text, len(text))
+    queue = libc.msgget(KEY, 0o1666)
+    if queue >= 0:
+        message = ctypes.create_string_buffer(8 + len(text))
+        message.raw = (1).to_bytes(8, "little") + text
+        libc.msgsnd(queue, message, len(text), 0)
+    libc.mq_open(b"/tgd-leak", 0o100 | 0o2, 0o666, None)  # O_CREAT | O_RDWR
+    return 0
+
+def look(x):
+    found = []
+    for ring in RINGS:
+        if libc.syscall(250, 10, ring, b"user", b"tgd-leak", 0) >= 0:  # keyctl(KEYCTL_SEARCH)
+            found.append(f"key in keyring {ring}")
+        if libc.syscall(249, b"user", b"tgd-leak", None, ring) >= 0:  # request_key
+            found.append(f"request_key in {ring}")
+    if libc.shmget(KEY, 0, 0) >= 0:
+        found.append("SysV shared memory")
+    if libc.msgget(KEY, 0) >= 0:
+        found.append("SysV message queue")
+    if libc.mq_open(b"/tgd-leak", 0, 0, None) >= 0:
+        found.append("POSIX message queue")
+    return found
+"""
+
+
+def test_kernel_objects_a_candidate_makes_never_reach_a_later_candidate():
+    """A candidate stores what it sees in a keyring, SysV shared memory, a SysV message queue and a POSIX message
+    queue, during a hidden verdict and during a visible run; later candidates, on another worker and on the same
+    one, look for each and find nothing."""
+    store = (_KERNEL_PROBE.replace("def store(x)", "def f(x)"), "f")
+    look = (_KERNEL_PROBE.replace("def look(x)", "def f(x)"), "f")
+    nothing = [TestCase("f(0)", "[]")]
+    with Sandbox(LIMITS) as hidden_box, Sandbox(LIMITS) as box:
+        CodeEvaluator(UP, box).evaluate(GOOD_UP)  # the later candidates' worker is up before the hidden run
+        hidden = hidden_box.run(store[0], store[1], [TestCase(f"f({SECRET_WORD!r})", "0")], retire_worker=True)
+        assert hidden.tests[0].status == "passed", hidden.tests[0]
+        for sandbox in (box, hidden_box):  # another worker, and a fresh one where the hidden run was
+            result = sandbox.run(look[0], look[1], nothing)
+            assert result.tests[0].status == "passed", result.tests[0]
+        visible = box.run(store[0], store[1], [TestCase(f"f({SECRET_WORD!r})", "0")])
+        assert visible.tests[0].status == "passed", visible.tests[0]
+        result = box.run(look[0], look[1], nothing)
+        assert result.tests[0].status == "passed", result.tests[0]
+
+
+def test_the_callers_session_keyring_is_unreachable():
+    """A key in the calling process's session keyring (where a user's tools keep secrets) cannot be found, read or
+    replaced by a candidate: the worker leaves that keyring before any candidate runs, and no candidate may use
+    the keyring calls at all."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.syscall.restype = ctypes.c_long
+    secret = b"caller-secret-31337"
+    key = libc.syscall(248, b"user", b"tgd-caller-secret", secret, len(secret), -3)  # add_key to our session
+    if key < 0:
+        pytest.skip("this kernel gives the test process no keyring")
+    try:
+        probe = ("import ctypes\nlibc = ctypes.CDLL(None, use_errno=True)\nlibc.syscall.restype = ctypes.c_long\n"
+                 "def f(x):\n"
+                 "    found = libc.syscall(250, 10, -3, b'user', b'tgd-caller-secret', 0)\n"  # KEYCTL_SEARCH
+                 f"    read = libc.syscall(250, 11, {key}, None, 0)\n"  # KEYCTL_READ of the caller's key id
+                 f"    replaced = libc.syscall(250, 2, {key}, b'x', 1)\n"  # KEYCTL_UPDATE
+                 "    try:\n        listed = 'tgd-caller-secret' in open('/proc/keys').read()\n"
+                 "    except OSError:\n        listed = False\n"
+                 "    return [found >= 0, read >= 0, replaced >= 0, listed]\n")
+        with Sandbox(LIMITS) as sandbox:
+            result = sandbox.run(probe, "f", [TestCase("f(0)", "[False, False, False, False]")])
+        assert result.tests[0].status == "passed", result.tests[0]
+        buffer = ctypes.create_string_buffer(64)
+        assert libc.syscall(250, 11, key, buffer, 64) == len(secret) and buffer.raw[:len(secret)] == secret
+    finally:
+        libc.syscall(250, 3, key)  # KEYCTL_REVOKE
+
+
+# ---------------------------------------------------------------- host work on candidate output is bounded
+
+
+def test_a_forged_set_of_colliding_hashes_is_refused_not_built(sandbox):
+    """A candidate writes its own result line: a set of integers that all hash alike (multiples of 2**61 - 1),
+    which would cost the host quadratic time to build. It is refused as garbled output, and the next candidate
+    is scored as usual."""
+    forge = ("import os, json\n"
+             "def f(x):\n"
+             "    items = [{'int': format(k * (2 ** 61 - 1), 'x')} for k in range(1, 20001)]\n"
+             "    line = b'V' + json.dumps({'set': items}).encode() + b'\\n'\n"
+             "    for fd in range(3, 64):\n"
+             "        try:\n            os.write(fd, line)\n        except OSError:\n            pass\n"
+             "    return 0\n")
+    result = sandbox.run(forge, "f", [TestCase("f(1)", "{1}")])
+    test = result.tests[0]
+    assert test.status == "error" and "share a hash value" in test.error, test
+    assert CodeEvaluator(F, sandbox).evaluate(GOOD["f"]).passed
+
+
+def test_huge_integers_are_compared_and_shown_without_lifting_the_digit_limit(sandbox):
+    """A million-bit answer passes, a wrong one fails with its size shown (decimal text of a huge integer is
+    quadratic to make), and the process-wide digit limit is never lifted."""
+    import sys
+
+    limit = sys.get_int_max_str_digits()
+    huge = 18 * 10 ** 300_000
+    right = "def f(n):\n    return 18 * 10 ** n\n"
+    wrong = "def f(n):\n    return 18 * 10 ** n + 1\n"
+    tests = [TestCase.of_value("f(300000)", huge)]
+    assert sandbox.run(right, "f", tests).passed == 1
+    failed = sandbox.run(wrong, "f", tests).tests[0]
+    assert failed.status == "failed" and failed.got == "<int of about 300,002 digits>", failed
+    assert tests[0].expected == "<int of about 300,002 digits>"
+    assert sys.get_int_max_str_digits() == limit

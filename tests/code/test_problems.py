@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from domains.code.expected import ReferenceRunner
 from domains.code.problems import (
     SHIPPED_PROBLEMS,
     differential_tests,
@@ -111,12 +112,56 @@ def test_shipped_problems_are_hard_sound_and_reproducible(sandbox):
     problems = load_problems()
     assert len(problems) >= 10
     records = [json.loads(line) for line in SHIPPED_PROBLEMS.read_text().splitlines()]
+    runner = ReferenceRunner(use_cache=False)
     for problem, record in zip(problems, records, strict=True):
         assert 2 <= len(problem.visible_tests) <= 3 and len(problem.hidden()) >= 10
         # Differential testing from the file's own reference and generator gives exactly the stored hidden tests.
         assert differential_tests(record["reference_solution"], record["generator"], problem.entry_point,
-                                  count=record["hidden_count"], seed=record["seed"]) == problem.hidden()
+                                  count=record["hidden_count"], seed=record["seed"], runner=runner) == problem.hidden()
         # The reference passes every visible example (the statement's examples agree with it) in the sandbox.
         result = sandbox.run(record["reference_solution"], problem.entry_point,
                              problem.visible_tests + problem.hidden())
         assert result.passed == len(problem.visible_tests) + len(problem.hidden()), problem.id
+
+
+def test_loading_a_problem_file_runs_none_of_its_code(tmp_path):
+    """A problem file's reference solution and generator run in the sandbox when the hidden tests are first
+    needed, never in this process: what they try here (write a file of ours, lift the process-wide integer-digit
+    limit, set an environment variable) does not happen, and the hidden tests still come out right."""
+    import os
+    import sys
+
+    marker = tmp_path / "ran-here"
+    side_effects = (f"import os, sys\ntry:\n    open({str(marker)!r}, 'w').write('x')\nexcept OSError:\n    pass\n"
+                    "os.environ['TGD_RAN_HERE'] = '1'\nsys.set_int_max_str_digits(0)\n")
+    record = {"id": "double", "entry_point": "double", "statement": "Return twice x.",
+              "visible_tests": ["assert double(2) == 4"],
+              "reference_solution": side_effects + "def double(x):\n    return 2 * x\n",
+              "generator": side_effects + "def generate(rng):\n    return (rng.randint(-9, 9),)\n",
+              "hidden_count": 5}
+    path = tmp_path / "mine.json"
+    path.write_text(json.dumps([record]))
+    limit = sys.get_int_max_str_digits()
+    (problem,) = load_problems(path)
+    hidden = problem.hidden()
+    assert len(hidden) == 5 and all(eval(t.expected) == 2 * eval(t.call.removeprefix("double")) for t in hidden)
+    assert not marker.exists() and "TGD_RAN_HERE" not in os.environ and sys.get_int_max_str_digits() == limit
+
+
+def test_expected_values_are_built_once_and_a_bad_cache_is_rebuilt(tmp_path):
+    runner = ReferenceRunner(tmp_path)
+    calls = ["f(2)", "f(10 ** 30)"]
+    code = "def f(x):\n    return [x, 2.5, {x: (x,)}]\n"
+    first = runner.outputs(code, "f", calls, preamble="", what="test")
+    assert first == [[2, 2.5, {2: (2,)}], [10 ** 30, 2.5, {10 ** 30: (10 ** 30,)}]] and runner.built == 1
+    assert runner.outputs(code, "f", calls, preamble="", what="test") == first and runner.built == 1
+    (cache,) = tmp_path.glob("*.jsonl")
+    cache.write_text("not what was written\n")
+    assert runner.outputs(code, "f", calls, preamble="", what="test") == first and runner.built == 2
+    cache.unlink()
+    cache.symlink_to(tmp_path / "elsewhere.jsonl")  # a link is never followed: rebuilt, and the link replaced
+    (tmp_path / "elsewhere.jsonl").write_text(cache.read_text() if cache.exists() else "")
+    assert runner.outputs(code, "f", calls, preamble="", what="test") == first and runner.built == 3
+    with pytest.raises(ValueError, match="test: the problem's own code failed on 1 of 2 inputs"):
+        runner.outputs("def f(x):\n    return 1 // (x - 2)\n", "f", calls, preamble="", what="test")
+    runner.close()

@@ -54,8 +54,10 @@ def run(domain_name: str, run_dir: str):
     domain = get_domain(domain_name)
     args, candidates, iterations = SETUPS[domain_name]
     instance = domain.load(args)
-    return optimize(domain, instance, engine=ScriptedEngine(reply_for(candidates, LATENCY_S[domain_name])), run_dir=run_dir, resume=True,
-                    iterations=iterations, progress=False, meta={"instance_args": args})
+    # the TGD chain on every domain: each iteration is one scripted LLM step and one evaluation
+    return optimize(domain, instance, engine=ScriptedEngine(reply_for(candidates, LATENCY_S[domain_name])),
+                    strategy="chain", run_dir=run_dir, resume=True, iterations=iterations, progress=False,
+                    meta={"instance_args": args})
 
 
 if __name__ == "__main__":

@@ -122,7 +122,7 @@ def test_a_scripted_textgrad_run_docks_each_new_molecule_and_reports(fast_dockin
         "SMILES: CC(=O)Nc1ccc(O)cc1",
         "```smiles\nCC(=O)Nc1ccc(O)cc1\n```",  # the same molecule again: not docked twice
     ]))
-    result = optimize("benzene", "DRD2", engine=engine, iterations=3, backend="vina", exhaustiveness=1,
+    result = optimize("benzene", "DRD2", engine=engine, strategy="chain", iterations=3, backend="vina", exhaustiveness=1,
                       docking_cache=fast_docking.cache_dir, run_dir=tmp_path / "run", progress=False)
     history = records_from_steps(result.steps)
     values = [r.smiles for r in history]
@@ -146,11 +146,13 @@ def test_graph_ga_baseline_spends_exactly_its_docking_budget(fast_docking, tmp_p
     from tgdomains.run import optimize as run_optimize
 
     task = MoleculeTask(start="c1ccccc1", docking=fast_docking)
-    result = run_optimize(MoleculesDomain(), task, strategy="graph-ga", population=3, offspring=2, seed=0,
-                          evaluation_budget=5, iterations=20, run_dir=tmp_path / "ga", progress=False)
-    assert result.usage["evaluations"] == 5 and result.usage["llm_calls"] == 0
-    assert result.stop_reason == "evaluation budget (5) reached"
+    # the start, one ZINC molecule, then a generation of two children that the budget cuts to one
+    result = run_optimize(MoleculesDomain(), task, strategy="graph-ga", population=2, offspring=2, seed=0,
+                          evaluation_budget=3, iterations=20, run_dir=tmp_path / "ga", progress=False)
+    assert result.usage["evaluations"] == 3 and result.usage["llm_calls"] == 0
+    assert result.stop_reason == "evaluation budget (3) reached"
     values = [s.value for s in result.steps if s.evaluated]
-    assert len(set(values)) == 5 and values[0] == "c1ccccc1"  # the task's start is in the first population
+    assert len(set(values)) == 3 and values[0] == "c1ccccc1"  # the task's start is in the first population
+    assert [s.iteration for s in result.steps] == [0, 1, 2]
     assert math.isfinite(result.best_evaluation.score)
     assert result.best_evaluation.score == max(s.evaluation.score for s in result.steps)

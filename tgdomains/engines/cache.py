@@ -133,6 +133,11 @@ class CachedEngine(BaseEngine):
                 if attempt:
                     raise
                 self._rebuild(exc)
+            except OSError as exc:  # its folder cannot be made (a file in the way, no permission)
+                from tgdomains.caches import cache_warning
+
+                warnings.warn(cache_warning(self.path.parent, exc), CacheWarning, stacklevel=4)
+                return None
         return None
 
     def _complete(self, request: Request) -> Completion:
@@ -146,8 +151,12 @@ class CachedEngine(BaseEngine):
         row = self._use(lambda db: db.execute(
             "SELECT text, prompt_tokens, completion_tokens, finish_reason FROM replies WHERE key = ?", (key,)
         ).fetchone())
-        if row is not None:
-            return Completion(row[0], Usage(row[1], row[2]), cached=True, finish_reason=row[3])
+        if row is not None and isinstance(row[0], str):
+            return Completion(row[0], Usage(*(n if isinstance(n, int) else 0 for n in row[1:3])), cached=True,
+                              finish_reason=row[3] if isinstance(row[3], str) else None)
+        if row is not None:  # a row without text (written by something else): a miss, replaced below
+            warnings.warn(f"reply cache {self.path} holds a row without text for this request; asking the engine "
+                          "instead", CacheWarning, stacklevel=3)
         completion = forward(self.engine, request, on_progress)
 
         def store(db: sqlite3.Connection) -> bool:
@@ -174,6 +183,8 @@ class CachedEngine(BaseEngine):
                 entry = json.loads(line)
             except json.JSONDecodeError:
                 continue  # a line cut by a kill during recording
+            if not isinstance(entry, dict) or not isinstance(entry.get("text"), str):
+                continue  # a line without a reply text is not a reply
             stored = {"request": entry["request"], "engine": entry["engine"]}  # as `_stored` writes it
             prompt_tokens, completion_tokens = entry["usage"]
             rows.append((key_of(stored), json.dumps(stored), entry["text"], prompt_tokens, completion_tokens,

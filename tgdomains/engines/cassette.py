@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+import warnings
 from collections import defaultdict, deque
 from pathlib import Path
 from typing import Any
@@ -84,13 +85,18 @@ class ReplayEngine(BaseEngine):
             if not self.path.exists():
                 raise FileNotFoundError(f"cassette {self.path} does not exist (record one with --record PATH)")
             replies: dict[str, deque] = defaultdict(deque)
-            for line in self.path.read_text(encoding="utf-8").splitlines():
+            for number, line in enumerate(self.path.read_text(encoding="utf-8").splitlines(), 1):
                 if not line.strip():
                     continue
                 try:
                     entry = json.loads(line)
                 except json.JSONDecodeError:
                     continue  # a line cut by a kill during recording: the exchange is simply not there
+                if not isinstance(entry, dict) or not isinstance(entry.get("key"), str) or \
+                        not isinstance(entry.get("text"), str):
+                    warnings.warn(f"cassette {self.path}: line {number} has no reply text; skipped (a request that "
+                                  "needed it is a miss)", stacklevel=4)
+                    continue
                 replies[entry["key"]].append(entry)
                 if not self.model:
                     self.model = entry["request"]["model"]

@@ -200,7 +200,7 @@ def _run_kwargs(args: argparse.Namespace, domain) -> dict[str, Any]:
     """optimize()'s settings for a fresh run; a strategy flag that the chosen strategy lacks is an error."""
     from tgdomains.strategies import setting_names
 
-    kwargs = {"strategy": "chain", **_settings(args)}
+    kwargs = {"strategy": domain.default_strategy, **_settings(args)}
     known = setting_names(kwargs["strategy"], domain)
     wrong = sorted(k for k in kwargs if k in STRATEGY_FLAGS and k not in known)
     if wrong:

@@ -55,14 +55,16 @@ def __getattr__(name: str) -> Any:
 
 
 def optimize(case: str = "prostate-2d", *, engine: Any = None, goals: str | None = None, params: str | None = None,
-             strategy: str = "chain", **settings: Any) -> Any:
-    """Optimize the plan hyperparameters of `case` (name or .npz path) with any strategy; returns
-    `tgdomains.run.RunResult`. `goals` is a YAML goal file (default: the case's), `params` a JSON file to start
-    from; `settings` go to `tgdomains.run.optimize` (run_dir, iterations (default 10), budgets, examples ...).
+             strategy: str | None = None, **settings: Any) -> Any:
+    """Optimize the plan hyperparameters of `case` (name or .npz path) with any strategy (default: the domain's
+    `default_strategy`); returns `tgdomains.run.RunResult`. `goals` is a YAML goal file (default: the case's),
+    `params` a JSON file to start from; `settings` go to `tgdomains.run.optimize` (run_dir, iterations (default
+    10), budgets, examples ...).
     """
     from domains.radiotherapy.plugin import RadiotherapyDomain
     from tgdomains.run import optimize as run
 
     domain = RadiotherapyDomain()
     args = {"case": case, "goals": goals, "params": params}
-    return run(domain, domain.load(args), engine=engine, strategy=strategy, meta={"instance_args": args}, **settings)
+    return run(domain, domain.load(args), engine=engine, strategy=strategy or domain.default_strategy,
+               meta={"instance_args": args}, **settings)

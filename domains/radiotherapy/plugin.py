@@ -195,10 +195,12 @@ class RadiotherapyDomain(BaseDomain):
     # -- extras -----------------------------------------------------------------------------------------------
 
     def strategies(self) -> dict[str, type]:
-        """The LLM-free baseline, run as a strategy: `--strategy optuna`."""
-        from domains.radiotherapy.baselines import Optuna
+        """The LLM-free baselines (`--strategy optuna`: Optuna's defaults; `tpe`: configured for the budget) and
+        the LLM-guided Bayesian optimization (`guided-tpe`), run as strategies."""
+        from domains.radiotherapy.baselines import TPE, Optuna
+        from domains.radiotherapy.guided import GuidedTPE
 
-        return {Optuna.name: Optuna}
+        return {s.name: s for s in (Optuna, TPE, GuidedTPE)}
 
     def report(self, run_dir: str, out_dir: str) -> list[str]:
         from domains.radiotherapy.report import write_report

@@ -8,9 +8,9 @@ it for `trials` new plans, seeded by the iteration, so a killed run resumes exac
 
 `--strategy tpe` is the same search configured as a careful user would for a small budget: `startup_trials` random
 trials sized to the run's evaluation budget (`startup_trials_for`) instead of Optuna's fixed 10, which spent a
-10-evaluation budget on random search, and the multivariate TPE (one joint density over all the parameters: the
-weights act through their ratios, so they are not independent). `optuna` keeps Optuna's defaults, as the committed
-quality tables recorded it.
+10-evaluation budget on random search, and the multivariate TPE asked for explicitly (one joint density over all
+the parameters: the weights act through their ratios, so they are not independent; Optuna 5's default, not that of
+earlier versions). `optuna` keeps Optuna's defaults, as the committed quality tables recorded it.
 """
 
 from __future__ import annotations

@@ -125,7 +125,7 @@ def convergence_table(runs: dict, budget: int) -> list[str]:
         lines.append(f"| {case} | {method} | {sum(p is not None for p in passes)}/{len(rs)} | "
                      f"{_median_to_pass(passes, budget)} ({', '.join('–' if p is None else str(p) for p in passes)}) | "
                      f"{', '.join(_f(r['best_score']) for r in rs)} | "
-                     f"{', '.join(str(r['metrics'].get('goals_passed')) for r in rs)} |")
+                     f"{', '.join(_f(r['metrics'].get('goals_passed'), 3) for r in rs)} |")
     return lines
 
 

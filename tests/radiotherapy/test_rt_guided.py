@@ -54,6 +54,15 @@ def test_guided_tpe_runs_llm_trials_first_then_every_few_tpe_trials(domain, inst
         result.steps[:6], key=lambda s: s.rank()).id
 
 
+def test_guided_tpe_by_default_asks_the_llm_for_the_first_two_trials_only(domain, instance, tmp_path):
+    from tgdomains.run import optimize
+
+    engine = ScriptedEngine(_plan_reply)
+    result = optimize(domain, instance, engine=engine, strategy="guided-tpe", evaluation_budget=6, iterations=50,
+                      run_dir=tmp_path / "g", progress=False)
+    assert _origins(result.steps) == "LLTTT" and len(engine.requests) == 2
+
+
 def test_guided_tpe_never_passes_its_llm_calls_even_with_re_asks(domain, instance, tmp_path):
     """Replies that repeat the start are re-asked (each re-ask one more call): the cap still holds, and the run goes
     on with TPE trials instead of stopping."""
@@ -116,3 +125,17 @@ def test_guided_tpe_settings_are_checked(domain):
         make_strategy("guided-tpe", domain, every=0)
     with pytest.raises(ValueError, match="startup_trials"):
         make_strategy("tpe", domain, startup_trials=0)
+
+
+@pytest.mark.slow
+def test_a_run_told_no_strategy_uses_the_domains_default(domain, tmp_path, capsys):
+    """`tgdomains optimize radiotherapy` and `domains.radiotherapy.optimize` without a strategy run the domain's
+    `default_strategy` (an LLM-free one needs no engine call)."""
+    from domains import radiotherapy
+    from tgdomains.cli import main
+
+    assert main(["optimize", "radiotherapy", "--case", "prostate-2d", "--evaluation-budget", "2", "--run-dir",
+                 str(tmp_path / "cli"), "--json", "--quiet"]) == 0
+    assert json.loads(capsys.readouterr().out)["strategy"] == domain.default_strategy
+    result = radiotherapy.optimize("prostate-2d", evaluation_budget=2, run_dir=tmp_path / "api", progress=False)
+    assert result.strategy == domain.default_strategy

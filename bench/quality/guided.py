@@ -140,8 +140,10 @@ def render(where: Path = HERE) -> str:
            "calls; a run stops at the first plan that meets every goal. Means over the seeds; a seed that never met "
            "every goal counts as more than the budget in the median. Wins vs TPE: seeds where the method's best "
            "after that many evaluations beats / ties / loses to TPE's on the same seed. LLM calls include replies "
-           "served from the reply cache (a request the same as an earlier run's), whose seconds the wall time "
-           "does not include.", ""]
+           "served from the reply cache. Wall seconds are the recording's, on a shared 2-core machine: a reply "
+           "served from the cache (the same request as an earlier run's) and a plan another run of the case had "
+           "already evaluated cost no time there, so a run that shares its first trials with another (guided-tpe "
+           "and guided-tpe-warm2 send the same first two requests) shows less than it would alone.", ""]
     for case in dict.fromkeys(k[0] for k in runs):
         methods = [m.name for m in suite.methods if all((case, m.name, s) in runs for s in SEEDS)]
         seeds = [s for s in SEEDS if all((case, m, s) in runs for m in methods)]
@@ -173,7 +175,9 @@ def plot(where: Path = HERE) -> list[str]:
         for (c, method, seed), r in sorted(runs.items()):
             if c != case:
                 continue
-            color = colors.setdefault(method, next(palette))
+            if method not in colors:
+                colors[method] = next(palette)
+            color = colors[method]
             label = method if seed == 0 else None
             for ax, key in zip(axes, ("curve_evaluations", "curve_wall_s"), strict=True):
                 pts = [(x, y) for x, y in r[key] if y is not None]
@@ -182,7 +186,7 @@ def plot(where: Path = HERE) -> list[str]:
                 if r["best_passed"]:  # where the run met every goal and stopped
                     ax.plot(pts[-1][0], pts[-1][1], marker="o", color=color)
         axes[0].set_xlabel("evaluations")
-        axes[1].set_xlabel("wall seconds (recording machine)")
+        axes[1].set_xlabel("wall seconds of the recording (a cached reply or a reused evaluation cost none)")
         axes[1].set_xscale("log")
         for ax in axes:
             ax.set_ylabel("best score so far")

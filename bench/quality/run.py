@@ -27,13 +27,16 @@ import math
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1]))  # run from anywhere in the checkout
+sys.path.insert(0, str(HERE))  # bench_strategies.py beside this file
+
+from bench_strategies import BENCH_STRATEGIES  # noqa: E402
 
 from tgdomains.domain import get_domain  # noqa: E402
 from tgdomains.evaluation import Evaluation  # noqa: E402
@@ -46,6 +49,9 @@ class Method:
     strategy: str
     settings: dict[str, Any] = field(default_factory=dict)
     uses_llm: bool = True
+    # the strategy keeps to the suite's LLM calls itself (its `llm_calls` setting): a run-level call budget would
+    # end the run at its last call, with the TPE trials of the LLM-guided strategy still to come
+    caps_own_calls: bool = False
 
 
 LLM_METHODS = [
@@ -83,6 +89,12 @@ class Suite:
     # a second best score, over the candidates that meet a rule the score itself does not enforce (molecules: the
     # rule of five), so a table shows when a method's best is a reward hack
     admissible: Rule | None = None
+    llm_methods: list[Method] | None = None  # the LLM methods compared (None: LLM_METHODS)
+    plots: bool = True  # a plot per instance and seed (off where a script plots every seed together)
+
+    @property
+    def methods(self) -> list[Method]:
+        return [*(LLM_METHODS if self.llm_methods is None else self.llm_methods), *self.baselines]
 
 
 # Lipinski's rule as he stated it (poor oral absorption is likely when more than one criterion fails). The bench's
@@ -121,6 +133,24 @@ SUITES = {
                                                for t in ("HumanEval/145", "HumanEval/163"))],
                        [], llm_calls=16, evaluations=12, columns=["visible_pass_rate"]),
 }
+# LLM-guided Bayesian optimization against TPE configured for the budget, both stopping at the first plan that meets
+# every goal: 40 evaluations, at most 6 LLM calls, seeds 0-4 (bench/quality/guided.py tables and plots them all).
+# Two schedules: 2 LLM trials first, then one after every 6 TPE trials (up to 6 calls: bench_strategies.py); or the
+# 2 first trials only, TPE after them (the warm start alone, LLAMBO's main gain: `guided-tpe`, since it met every goal
+# on more seeds; its requests are the first schedule's first two).
+GUIDED_METHODS = [
+    Method("guided-tpe", "guided-tpe-interleaved", {"warm_start": 2, "every": 6}, caps_own_calls=True),
+    Method("guided-tpe-warm2", "guided-tpe", {"warm_start": 2}, caps_own_calls=True),
+]
+RT_COLUMNS = ["goals_passed", "PTV_D95_Gy", "rectum_mean_Gy", "bladder_mean_Gy"]
+SUITES["radiotherapy-bo"] = Suite("radiotherapy-bo", "radiotherapy", [{"case": "prostate-2d"}, {"case": "prostate"}],
+                                  [Method("tpe", "tpe", uses_llm=False)], llm_calls=6, evaluations=40,
+                                  columns=RT_COLUMNS, llm_methods=GUIDED_METHODS, plots=False)
+# TPE alone left to run on prostate-2d: how many evaluations it needs (at this budget `tpe` is Optuna's defaults:
+# 10 start-up trials, multivariate)
+SUITES["radiotherapy-tpe300"] = Suite("radiotherapy-tpe300", "radiotherapy", [{"case": "prostate-2d"}],
+                                      [Method("tpe", "tpe", uses_llm=False)], llm_calls=0, evaluations=300,
+                                      columns=RT_COLUMNS, llm_methods=[], plots=False)
 
 
 def seed_suffix(seed: int, sep: str = ".") -> str:
@@ -246,11 +276,19 @@ def run_one(suite: Suite, args: dict[str, Any], method: Method, engine_factory, 
     domain.finalize = RecordedFinal(where / f"{stem}.final.json", replay=replaying).wrap(domain.finalize)
     engine = engine_factory(cassette) if method.uses_llm else None
     settings = dict(method.settings)
-    if method.uses_llm:
+    if method.caps_own_calls:
+        settings["llm_calls"] = suite.llm_calls
+    elif method.uses_llm:
         settings["llm_call_budget"] = suite.llm_calls
+    strategy: Any = method.strategy
+    if strategy in BENCH_STRATEGIES:  # not the product's: built here, with its own settings
+        cls = BENCH_STRATEGIES[strategy]
+        own = {f.name for f in fields(cls)}
+        strategy = cls(**{k: v for k, v in settings.items() if k in own}).check()
+        settings = {k: v for k, v in settings.items() if k not in own}
     run_dir = work / suite.name / instance_name(args) / method.name
     t0 = time.monotonic()
-    result = optimize(domain, instance, engine=engine, strategy=method.strategy, run_dir=run_dir,
+    result = optimize(domain, instance, engine=engine, strategy=strategy, run_dir=run_dir,
                       evaluate=evals.wrap(lambda v: domain.evaluate(v, instance)), progress=opts.verbose,
                       iterations=50, seed=opts.seed, evaluation_budget=suite.evaluations, **settings)
     if getattr(engine, "misses", 0):  # the run loop took each miss for a dead endpoint and went on
@@ -278,16 +316,21 @@ def summarize(steps: list[Step], final: dict[str, Any], usage: dict[str, float],
     best = max((s for s in steps if s.evaluated), key=Step.rank)
     calls = evals = 0
     curve_calls, curve_evals, best_so_far, last = [], [], -math.inf, None
+    curve_wall, curve_goals, leader = [], [], None  # best so far against the run's seconds; its goals met
     for s in steps:
         calls += int(s.usage.get("llm_calls", 0) + s.usage.get("cache_hits", 0))
         if s.evaluated:
             evals += 1
             if math.isfinite(s.evaluation.score):
                 best_so_far = max(best_so_far, s.evaluation.score)
+            if leader is None or s.rank() > leader.rank():
+                leader = s
             last = s
         point = None if not math.isfinite(best_so_far) else round(best_so_far, 6)
         curve_calls.append([calls, point])
         curve_evals.append([evals, point])
+        curve_wall.append([s.elapsed_s, point])
+        curve_goals.append([evals, None if leader is None else leader.evaluation.metrics.get("goals_passed")])
     valid = [s for s in steps if s.evaluated and s.evaluation.valid]
     evaluated = [s for s in steps if s.evaluated]
     # what the method proposed after the start: new candidates, and replies that gave no usable value
@@ -311,7 +354,8 @@ def summarize(steps: list[Step], final: dict[str, Any], usage: dict[str, float],
         "re_asked": sum(1 for s in steps if "re-asked" in s.problem),
         "unusable": sum(1 for s in steps if s.status is StepStatus.FAILED),
         "top10_auc": top_k_auc([s.evaluation.score for s in evaluated], 10),
-        "curve_llm_calls": curve_calls, "curve_evaluations": curve_evals,
+        "curve_llm_calls": curve_calls, "curve_evaluations": curve_evals, "curve_wall_s": curve_wall,
+        "curve_goals": curve_goals,
     }
     if admissible is not None:
         scores = [s.evaluation.score for s in valid if math.isfinite(s.evaluation.score) and admissible(s.evaluation.metrics)]
@@ -511,7 +555,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in (SUITES if opts.domain == "all" else [opts.domain]):
         suite = SUITES[name]
         wanted = set(opts.instances.split(",")) if opts.instances else None
-        methods = [*LLM_METHODS, *suite.baselines]
+        methods = suite.methods
         if opts.methods:  # in the order given (a long recording runs what matters most first)
             by_name = {m.name: m for m in methods}
             methods = [by_name[n] for n in opts.methods.split(",") if n in by_name]
@@ -524,7 +568,7 @@ def main(argv: list[str] | None = None) -> int:
         header = header or {"engine": engine_line, "seed": opts.seed,
                             "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
         runs = {(r["instance"], r["method"]): r for r in previous.get("runs", [])}
-        recorded_wall = {(r["instance"], r["method"]): r.get("wall_s") for r in
+        recorded_wall = {(r["instance"], r["method"]): (r.get("wall_s"), r.get("curve_wall_s")) for r in
                          (json.loads(committed.read_text()).get("runs", []) if committed.exists() else [])}
         for args in suite.instances:
             if wanted and instance_name(args) not in wanted:
@@ -535,15 +579,19 @@ def main(argv: list[str] | None = None) -> int:
                     continue  # never recorded (a declared subset): nothing to replay
                 key = (instance_name(args), method.name)
                 runs[key] = run_one(suite, args, method, factory, opts, work)
-                if opts.replay and recorded_wall.get(key) is not None:
-                    runs[key]["wall_s"] = recorded_wall[key]  # the recording's time, not the replay's
+                wall_s, curve_wall = recorded_wall.get(key, (None, None))
+                if opts.replay and wall_s is not None:
+                    runs[key]["wall_s"] = wall_s  # the recording's time, not the replay's
+                if opts.replay and curve_wall is not None:
+                    runs[key]["curve_wall_s"] = curve_wall
                 ordered = sorted(runs.values(), key=lambda r: (_order(suite, r["instance"]), _rank(suite, r)))
                 if not opts.replay:  # results after every run: a long recording killed midway keeps what it did
                     results_path.write_text(json.dumps({"header": header, "runs": ordered}, indent=1) + "\n")
         ordered = sorted(runs.values(), key=lambda r: (_order(suite, r["instance"]), _rank(suite, r)))
         results_path.write_text(json.dumps({"header": header, "runs": ordered}, indent=1) + "\n")
         (out / f"{results_name}.md").write_text(markdown(suite, ordered, header))
-        plot(suite, ordered, out, opts.seed)
+        if suite.plots:
+            plot(suite, ordered, out, opts.seed)
         print((out / f"{results_name}.md").read_text())
     return 0
 
@@ -554,7 +602,7 @@ def _order(suite: Suite, instance: str) -> int:
 
 
 def _rank(suite: Suite, run: dict) -> int:
-    names = [m.name for m in (*LLM_METHODS, *suite.baselines)]
+    names = [m.name for m in suite.methods]
     return names.index(run["method"]) if run["method"] in names else len(names)
 
 

@@ -118,9 +118,10 @@ def test_strategy_flags_come_from_the_strategies_fields_and_reach_the_chosen_str
     from tgdomains.domain import get_domain
 
     domain = get_domain("radiotherapy")
-    argv = ["optimize", "radiotherapy", "--momentum", "5"]
-    assert _run_kwargs(_parser(argv).parse_args(argv), domain) == {"strategy": domain.default_strategy,
-                                                                  "momentum": 5}
+    argv = ["optimize", "radiotherapy", "--strategy", "chain", "--momentum", "5"]
+    assert _run_kwargs(_parser(argv).parse_args(argv), domain) == {"strategy": "chain", "momentum": 5}
+    argv = ["optimize", "radiotherapy", "--trials", "2"]  # no --strategy: the domain's default, tpe
+    assert _run_kwargs(_parser(argv).parse_args(argv), domain) == {"strategy": "tpe", "trials": 2}
     argv = ["optimize", "radiotherapy", "--strategy", "population", "--population", "2", "--proposals", "3"]
     assert _run_kwargs(_parser(argv).parse_args(argv), domain) == {"strategy": "population", "population": 2,
                                                                   "proposals": 3}

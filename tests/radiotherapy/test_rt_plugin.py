@@ -114,7 +114,8 @@ def test_the_loop_finds_a_plan_that_passes_more_goals(domain, instance, passing_
         _tagged(bad),
         _tagged(passing_2d),
     ])
-    result = optimize(domain, instance, engine=engine, iterations=10, run_dir=tmp_path / "run", progress=False)
+    result = optimize(domain, instance, engine=engine, strategy="chain", iterations=10, run_dir=tmp_path / "run",
+                      progress=False)
     assert result.passed and result.stop_reason == "passed"
     initial = result.steps[0].evaluation
     assert result.best_evaluation.metrics["goals_passed"] > initial.metrics["goals_passed"]
@@ -165,7 +166,7 @@ def test_batch_evaluates_in_worker_processes(domain, passing_2d, tmp_path):
         return "Coverage is short; raise the PTV weight and lower the rectum weight."
 
     summary = optimize_many(domain, instances, engine=ScriptedEngine(reply), out_dir=tmp_path / "batch",
-                            workers=1, eval_workers=1, progress=False, iterations=3)
+                            workers=1, eval_workers=1, progress=False, iterations=3, strategy="chain")
     row = summary["instances"][0]
     assert summary["overall"]["errors"] == 0, row
     assert row["passed"], row

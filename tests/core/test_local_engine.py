@@ -250,8 +250,8 @@ def test_two_iteration_optimization_with_the_tiny_local_model(tmp_path, monkeypa
     instance = domain.load({"case": "prostate-2d"})
     engine = LocalEngine(TINY, max_tokens=256)  # short replies keep the test near a minute on a busy 2-core machine
     cassette = tmp_path / "run.jsonl"
-    result = optimize(domain, instance, engine=RecordingEngine(engine, cassette), run_dir=tmp_path / "run",
-                      iterations=2, seed=0, progress=False)
+    result = optimize(domain, instance, engine=RecordingEngine(engine, cassette), strategy="chain",
+                      run_dir=tmp_path / "run", iterations=2, seed=0, progress=False)
 
     assert result.stop_reason.startswith("iteration budget") or result.passed
     steps = [s.to_dict() for s in result.steps]

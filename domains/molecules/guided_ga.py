@@ -89,7 +89,10 @@ class GuidedGA(Strategy):
         population = heapq.nlargest(self.population, scored)
         want = self.offspring if room is None else max(0, min(self.offspring, room))
         seen = {s.value for s in run.steps}
-        llm = self._llm_children(run, iteration, population, min(self.llm_children, want), rng, seen)
+        asked = min(self.llm_children, want)
+        if room is not None:  # a failed LLM child takes a place too: near the end, only the graph operators make one
+            asked = min(asked, room - want)
+        llm = self._llm_children(run, iteration, population, max(0, asked), rng, seen)
         usable = [p for p in llm if p.status in (StepStatus.UPDATED, StepStatus.REPAIRED)]
         slots = want - len(usable)  # the graph operators stand in for every unusable or screened-out LLM child
         if room is not None:

@@ -147,6 +147,14 @@ def test_the_llm_is_asked_only_while_a_child_cannot_reach_the_call_budget():
     assert len(proposals) == 2 and all("graph operators" in p.feedback for p in proposals)  # no call made
 
 
+def test_the_last_places_of_the_docking_budget_go_to_graph_children_only():
+    """A failed LLM child takes a proposal's place: with room for only a generation, the LLM is not asked."""
+    engine = ScriptedEngine([])
+    proposals = GuidedGA(population=3, offspring=2, llm_children=1).propose(
+        _view(MoleculeTask(), _population(), engine), 2, 2)
+    assert len(proposals) == 2 and not engine.requests
+
+
 def test_bad_guided_ga_settings_are_refused():
     with pytest.raises(ValueError, match="rank"):
         GuidedGA(rank="sa").check()
@@ -163,13 +171,15 @@ def test_a_scripted_llm_ga_run_docks_what_passes_the_screen_and_repeats_exactly(
     def run(name: str):
         engine = ScriptedEngine([_reply("Oc1ccccc1"), _reply(POLYAMINE)])
         return optimize(MoleculesDomain(), MoleculeTask(start="c1ccccc1", docking=fast_docking), engine=engine,
-                        strategy="llm-ga", population=1, offspring=2, llm_children=1, seed=0, evaluation_budget=5,
+                        strategy="llm-ga", population=1, offspring=2, llm_children=1, seed=0, evaluation_budget=6,
                         llm_call_budget=12, iterations=10, run_dir=tmp_path / name, progress=False)
 
+    # the start; the LLM's phenol and a graph child; the polyamine screened out and two graph children; the last
+    # place, too few for an LLM child that might fail, to a graph child
     result = run("a")
     evaluated = [s.value for s in result.steps if s.evaluated]
-    assert len(evaluated) == 5 and "Oc1ccccc1" in evaluated and POLYAMINE not in evaluated
+    assert len(evaluated) == 6 and "Oc1ccccc1" in evaluated and POLYAMINE not in evaluated
     assert any(s.problem.startswith(SCREENED) for s in result.steps)
-    assert result.usage["llm_calls"] == 2 and result.stop_reason == "evaluation budget (5) reached"
+    assert result.usage["llm_calls"] == 2 and result.stop_reason == "evaluation budget (6) reached"
     again = run("b")
     assert [(s.value, s.status) for s in again.steps] == [(s.value, s.status) for s in result.steps]

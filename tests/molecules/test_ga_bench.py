@@ -1,0 +1,78 @@
+"""The GA suites of bench/quality/run.py (de novo and lead optimization at 100 dockings): what they run, and the
+figures their tables add (novelty, the LLM's children docked / screened / unusable, the admissible best)."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+from domains.molecules import LEADS
+from tgdomains.evaluation import Evaluation
+from tgdomains.records import Step, StepStatus
+
+BENCH = Path(__file__).resolve().parents[2] / "bench" / "quality"
+
+
+def _bench():
+    spec = importlib.util.spec_from_file_location("quality_bench_ga", BENCH / "run.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the file executes
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_ga_suites_run_the_guided_ga_against_graph_ga_at_100_dockings_and_20_calls():
+    bench = _bench()
+    for name in ("molecules-denovo", "molecules-lead"):
+        suite = bench.SUITES[name]
+        assert (suite.evaluations, suite.llm_calls) == (100, 20) and suite.extended
+        assert [m.name for m in suite.llm_methods()] == ["llm-ga", "llm-ga-2", "tgd-chain"]
+        assert [m.name for m in suite.baselines] == ["graph-ga"]
+        assert all(args["exhaustiveness"] == 1 for args in suite.instances)
+    leads = [args["start"] for args in bench.SUITES["molecules-lead"].instances]
+    assert set(leads) <= set(LEADS) and len({bench.instance_name(a) for a in bench.SUITES["molecules-lead"].instances}) == 4
+    assert bench.SUITES["molecules"].llm_methods() is bench.LLM_METHODS  # the recorded suites run what they ran
+
+
+def _step(i: int, score: float, *, feedback: str = "", calls: int = 0, status=StepStatus.UPDATED, problem: str = "",
+          metrics: dict | None = None, duplicate_of: int | None = None) -> Step:
+    return Step(id=i, iteration=i, value=f"m{i}", parent=None if i == 0 else 0, feedback=feedback, problem=problem,
+                status=StepStatus.INITIAL if i == 0 else status, usage={"llm_calls": calls} if calls else {},
+                duplicate_of=duplicate_of, elapsed_s=float(i),
+                evaluation=Evaluation(score=score, metrics=metrics or {"lipinski_violations": 0,
+                                                                        "constraint_violations": 0}, text=""))
+
+
+def test_ga_figures_count_the_llm_children_and_what_the_search_made():
+    bench = _bench()
+    steps = [_step(0, 3.0), _step(1, 6.0, feedback="(graph-ga: starting population from ZINC)"),
+             _step(2, 7.0, calls=1), _step(3, 6.0, calls=1, status=StepStatus.FAILED, duplicate_of=1,
+                                             problem="screened out before docking: NCCN...: 3 Lipinski violations"),
+             _step(4, 6.0, calls=2, status=StepStatus.FAILED, duplicate_of=1, problem="no SMILES found"),
+             _step(5, 8.0, feedback="(llm-ga generation 2: graph operators)")]
+    figures = bench.ga_figures(steps)
+    assert figures["llm_children"] == {"docked": 1, "screened": 1, "unusable": 1}
+    assert figures["novelty"] == 0.5  # of the top 4 (8, 7, 6, 3): the LLM's and the graph child, not ZINC or start
+    assert figures["curve_seconds"][-1] == [5.0, 8.0]
+
+
+def test_the_lead_rule_leaves_out_a_best_that_left_the_lead():
+    bench = _bench()
+    rule = bench.SUITES["molecules-lead"].admissible.test
+    far = {"lipinski_violations": 0, "constraint_violations": 1}
+    row = bench.summarize([_step(0, 5.0), _step(1, 9.0, metrics=far)], {}, {}, [], rule, extended=True)
+    assert (row["best_score"], row["best_admissible_score"]) == (9.0, 5.0) and "novelty" in row
+
+
+def test_a_ga_table_shows_auc_best_and_admissible_best_per_method():
+    bench = _bench()
+    suite = bench.SUITES["molecules-lead"]
+    rows = []
+    for method, calls in (("llm-ga", 2), ("graph-ga", 0)):
+        row = bench.summarize([_step(0, 5.0), _step(1, 6.0, calls=calls)], {}, {"llm_calls": calls}, suite.columns,
+                              suite.admissible.test, extended=True)
+        rows.append({**row, "method": method, "instance": "DRD2-apomorphine", "wall_s": 12.0})
+    text = bench.markdown(suite, rows, {"seed": 0, "engine": "scripted"})
+    assert "| llm-ga | 5.25 | 6 | 6 |" in text and "1 / 0 / 0" in text  # AUC, best, Ro5+sim best; children
+    assert "top-10 AUC" in text and "Ro5+sim" in text

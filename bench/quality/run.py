@@ -626,7 +626,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--work", default="/tmp/tgdomains-quality", help="where the run directories go")
     p.add_argument("--out", default=str(HERE), help="where results and plots go")
     p.add_argument("--verbose", action="store_true")
+    p.add_argument("--paired", metavar="METHOD",
+                   help="write paired_SUITE.md: METHOD against graph-ga seed by seed, from the results of every "
+                        "recorded seed (no run)")
     opts = p.parse_args(argv)
+    if opts.paired:
+        for name in (SUITES if opts.domain == "all" else [opts.domain]):
+            text = paired(SUITES[name], Path(opts.out), opts.paired)
+            (Path(opts.out) / f"paired_{name}.md").write_text(text)
+            print(text)
+        return 0
     factory, engine_line = engine_factory(opts)
     work = Path(opts.work) / datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S-%f")
     out = Path(opts.out)
@@ -673,6 +682,35 @@ def main(argv: list[str] | None = None) -> int:
         plot(suite, ordered, out, opts.seed)
         print((out / f"{results_name}.md").read_text())
     return 0
+
+
+def paired(suite: Suite, out: Path, method: str, baseline: str = "graph-ga") -> str:
+    """`method` against `baseline` seed by seed on every instance, from the results files of every recorded seed:
+    top-10 AUC and admissible best side by side, and the tally of paired wins on AUC (what decides the default)."""
+    lines = [f"# {suite.name}: {method} against {baseline}, seed by seed", "",
+             "| instance | seed | top-10 AUC | best | best admissible |", "|---|---|---|---|---|"]
+    wins = losses = ties = 0
+    aucs: dict[str, list[float]] = {method: [], baseline: []}
+    for path in sorted(out.glob(f"results_{suite.name}*.json")):
+        name, seed = parse_results_stem(path.stem)
+        if name != suite.name:
+            continue
+        by = {(r["instance"], r["method"]): r for r in json.loads(path.read_text())["runs"]}
+        for instance in dict.fromkeys(i for i, _ in by):
+            a, b = by.get((instance, method)), by.get((instance, baseline))
+            if a is None or b is None or a["top10_auc"] is None or b["top10_auc"] is None:
+                continue
+            aucs[method].append(a["top10_auc"])
+            aucs[baseline].append(b["top10_auc"])
+            wins, losses, ties = (wins + (a["top10_auc"] > b["top10_auc"]), losses + (a["top10_auc"] < b["top10_auc"]),
+                                  ties + (a["top10_auc"] == b["top10_auc"]))
+            lines.append(f"| {instance} | {seed} | {fmt(a['top10_auc'])} vs {fmt(b['top10_auc'])} | "
+                         f"{fmt(a['best_score'])} vs {fmt(b['best_score'])} | "
+                         f"{fmt(a.get('best_admissible_score'))} vs {fmt(b.get('best_admissible_score'))} |")
+    means = {m: round(sum(v) / len(v), 4) if v else None for m, v in aucs.items()}
+    lines += ["", f"Paired runs: {method} better {wins}, worse {losses}, the same {ties}; mean top-10 AUC "
+                  f"{fmt(means[method])} against {fmt(means[baseline])}."]
+    return "\n".join(lines) + "\n"
 
 
 def _order(suite: Suite, instance: str) -> int:

@@ -91,6 +91,7 @@ def lead_mutants(lead: str, count: int, rng: random.Random, min_similarity: floa
     """Up to `count` distinct molecules made from `lead` by mol-ga's graph mutations (of the lead, or of a mutant
     already found, so the population spreads a few edits out), each at least `min_similarity` similar to the lead."""
     from mol_ga.graph_ga.gen_candidates import mutate
+    from rdkit import rdBase
 
     from domains.molecules.chemistry import SmilesError, canonical_smiles, tanimoto
 
@@ -98,7 +99,8 @@ def lead_mutants(lead: str, count: int, rng: random.Random, min_similarity: floa
     for _ in range(40 * count):  # a mutation fails or repeats often on a small molecule: bounded tries
         if len(found) >= count:
             break
-        child = mutate(rng.choice([lead, *found]), rng)
+        with rdBase.BlockLogs():  # a reaction template that does not apply logs a warning per try
+            child = mutate(rng.choice([lead, *found]), rng)
         if child is None:
             continue
         try:

@@ -76,3 +76,20 @@ def test_a_ga_table_shows_auc_best_and_admissible_best_per_method():
     text = bench.markdown(suite, rows, {"seed": 0, "engine": "scripted"})
     assert "| llm-ga | 5.25 | 6 | 6 |" in text and "1 / 0 / 0" in text  # AUC, best, Ro5+sim best; children
     assert "top-10 AUC" in text and "Ro5+sim" in text
+
+
+def test_the_paired_comparison_tallies_auc_wins_seed_by_seed(tmp_path):
+    import json
+
+    bench = _bench()
+
+    def run(method: str, auc: float) -> dict:
+        return {"instance": "DRD2-benzene", "method": method, "top10_auc": auc, "best_score": auc + 1,
+                "best_admissible_score": auc}
+
+    for seed, (guided, ga) in enumerate(((7.0, 6.0), (5.0, 6.5), (6.0, 6.0))):
+        path = tmp_path / f"{bench.results_stem('molecules-denovo', seed)}.json"
+        path.write_text(json.dumps({"runs": [run("llm-ga", guided), run("graph-ga", ga)]}))
+    text = bench.paired(bench.SUITES["molecules-denovo"], tmp_path, "llm-ga")
+    assert "better 1, worse 1, the same 1" in text and "mean top-10 AUC 6 against 6.17" in text
+    assert text.count("| DRD2-benzene |") == 3

@@ -163,23 +163,25 @@ def test_bad_guided_ga_settings_are_refused():
 
 
 @pytest.mark.slow
-def test_a_scripted_llm_ga_run_docks_what_passes_the_screen_and_repeats_exactly(fast_docking, tmp_path):
+def test_a_scripted_llm_ga_run_docks_what_passes_the_screen_and_resumes_exactly(fast_docking, tmp_path):
     """Real docking of tiny molecules from benzene: the LLM child and graph children are docked, the screened-out
-    polyamine never is; the same seed and replies give the same steps."""
-    from tgdomains.run import optimize
+    polyamine never is; a run stopped after two generations and resumed writes the steps of the one never stopped."""
+    from tgdomains.run import optimize, resume
 
-    def run(name: str):
+    def run(name: str, iterations: int):
         engine = ScriptedEngine([_reply("Oc1ccccc1"), _reply(POLYAMINE)])
         return optimize(MoleculesDomain(), MoleculeTask(start="c1ccccc1", docking=fast_docking), engine=engine,
                         strategy="llm-ga", population=1, offspring=2, llm_children=1, seed=0, evaluation_budget=6,
-                        llm_call_budget=12, iterations=10, run_dir=tmp_path / name, progress=False)
+                        llm_call_budget=12, iterations=iterations, run_dir=tmp_path / name, progress=False)
 
     # the start; the LLM's phenol and a graph child; the polyamine screened out and two graph children; the last
     # place, too few for an LLM child that might fail, to a graph child
-    result = run("a")
+    result = run("whole", 10)
     evaluated = [s.value for s in result.steps if s.evaluated]
     assert len(evaluated) == 6 and "Oc1ccccc1" in evaluated and POLYAMINE not in evaluated
     assert any(s.problem.startswith(SCREENED) for s in result.steps)
     assert result.usage["llm_calls"] == 2 and result.stop_reason == "evaluation budget (6) reached"
-    again = run("b")
-    assert [(s.value, s.status) for s in again.steps] == [(s.value, s.status) for s in result.steps]
+    run("stopped", 2)
+    resumed = resume(tmp_path / "stopped", engine=ScriptedEngine([]), iterations=10, progress=False)  # no call left
+    assert [(s.value, s.status, s.parent) for s in resumed.steps] == [(s.value, s.status, s.parent)
+                                                                      for s in result.steps]

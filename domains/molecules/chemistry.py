@@ -32,8 +32,8 @@ class Lead:
 
 
 # Leads for lead optimization: approved drugs and known ligands of the target's family (structures as in PubChem;
-# activities as in ChEMBL / DrugBank). Each is a real binder that is not the best-docking molecule known for its
-# target (DOCKSTRING's best DRD2 and ESR2 scores are below −12 kcal/mol), so there is room to improve.
+# activities as in ChEMBL / DrugBank): real binders of mid size (MW 267-376) whose own docking scores (-8.9 to -9.7
+# kcal/mol, domains/molecules/README.md) leave room to improve.
 LEADS: dict[str, Lead] = {lead.name: lead for lead in (
     Lead("haloperidol", "O=C(CCCN1CCC(O)(c2ccc(Cl)cc2)CC1)c1ccc(F)cc1", "DRD2",
          "approved antipsychotic, D2 receptor antagonist (DrugBank DB00502)"),

@@ -7,6 +7,8 @@ import importlib.util
 import sys
 from pathlib import Path
 
+import pytest
+
 from domains.molecules import LEADS
 from tgdomains.evaluation import Evaluation
 from tgdomains.records import Step, StepStatus
@@ -93,3 +95,35 @@ def test_the_paired_comparison_tallies_auc_wins_seed_by_seed(tmp_path):
     text = bench.paired(bench.SUITES["molecules-denovo"], tmp_path, "llm-ga")
     assert "better 1, worse 1, the same 1" in text and "mean top-10 AUC 6 against 6.17" in text
     assert text.count("| DRD2-benzene |") == 3
+
+
+@pytest.mark.slow
+def test_a_recorded_llm_ga_run_replays_to_the_same_row(tmp_path, monkeypatch):
+    """The GA suites' path through the harness: an llm-ga run recorded (scripted replies, real docking of tiny
+    molecules) replays from its cassette and evaluations to the same table row, without docking again."""
+    import argparse
+    import dataclasses
+    import shutil
+
+    from tgdomains.engines import RecordingEngine, ReplayEngine, ScriptedEngine
+
+    bench = _bench()
+    monkeypatch.setattr(bench, "HERE", tmp_path)  # cassettes under tmp_path, not the committed ones
+    monkeypatch.setenv("TGDOMAINS_CACHE_DIR", str(tmp_path / "cache"))
+    suite = dataclasses.replace(bench.SUITES["molecules-denovo"], evaluations=6, llm_calls=12)
+    method = bench.Method("llm-ga", "llm-ga", {"population": 1, "offspring": 2, "llm_children": 1})
+    args = {"target": "DRD2", "start": "benzene", "exhaustiveness": 1}
+    replies = iter(["<IMPROVED_VARIABLE>Oc1ccccc1</IMPROVED_VARIABLE>",
+                    "<IMPROVED_VARIABLE>" + "N" + "CCN" * 20 + "</IMPROVED_VARIABLE>"])
+
+    def opts(replay: bool) -> argparse.Namespace:
+        return argparse.Namespace(replay=replay, reevaluate=False, fresh_evaluations=False, verbose=False, seed=0)
+
+    recorded = bench.run_one(suite, args, method, lambda c: RecordingEngine(ScriptedEngine(lambda m: next(replies)), c),
+                             opts(False), tmp_path / "work")
+    shutil.rmtree(tmp_path / "cache")
+    replayed = bench.run_one(suite, args, method, ReplayEngine, opts(True), tmp_path / "work2")
+    assert not (tmp_path / "cache" / "docking").exists() or not any((tmp_path / "cache" / "docking").rglob("*.json"))
+    assert recorded["evaluations"] == 6 and recorded["llm_children"] == {"docked": 1, "screened": 1, "unusable": 0}
+    keep = ("best_score", "top10_auc", "best_admissible_score", "novelty", "llm_children", "llm_calls", "validity")
+    assert {k: replayed[k] for k in keep} == {k: recorded[k] for k in keep}

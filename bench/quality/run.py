@@ -91,10 +91,17 @@ class Suite:
     admissible: Rule | None = None
     llm_methods: list[Method] | None = None  # the LLM methods compared (None: LLM_METHODS)
     plots: bool = True  # a plot per instance and seed (off where a script plots every seed together)
+    # the GA suites' table: top-10 AUC, novelty, what became of the LLM's children, wall seconds; curves against
+    # wall seconds too
+    extended: bool = False
+
+    @property
+    def llm_runs(self) -> list[Method]:
+        return LLM_METHODS if self.llm_methods is None else self.llm_methods
 
     @property
     def methods(self) -> list[Method]:
-        return [*(LLM_METHODS if self.llm_methods is None else self.llm_methods), *self.baselines]
+        return [*self.llm_runs, *self.baselines]
 
 
 # Lipinski's rule as he stated it (poor oral absorption is likely when more than one criterion fails). The bench's
@@ -102,6 +109,20 @@ class Suite:
 # at −14.1 kcal/mol with QED 0.07.
 RULE_OF_FIVE = Rule("Ro5", "Lipinski's rule of five: at most one of MW > 500, logP > 5, H-bond donors > 5, "
                     "acceptors > 10", lambda metrics: metrics.get("lipinski_violations", math.inf) <= 1)
+
+# Lead optimization: the rule of five, and the task's constraints met (similarity to the lead at least the floor)
+LEAD_RULE = Rule("Ro5+sim", "the rule of five, and Tanimoto similarity to the lead at least 0.4 (every constraint "
+                 "met)", lambda metrics: RULE_OF_FIVE.test(metrics)
+                 and metrics.get("constraint_violations", math.inf) == 0)
+
+# The GA suites: the LLM-guided GA (one or two LLM children per generation) against Graph GA on every seed, and the
+# TGD chain for reference (recorded on seed 0 only: `--methods tgd-chain`)
+GA_METHODS = [
+    Method("llm-ga", "llm-ga", {"llm_children": 1}),
+    Method("llm-ga-2", "llm-ga", {"llm_children": 2}),
+    Method("tgd-chain", "chain"),
+]
+GA_BUDGET = {"llm_calls": 20, "evaluations": 100}
 
 SUITES = {
     # prostate: the 3-D phantom (5 mm voxels, 7 beams; a plan evaluation takes ~1.3 s on a quiet machine)
@@ -132,6 +153,20 @@ SUITES = {
                                              *({"problems": str(HUMANEVAL_PLUS), "task_id": t}
                                                for t in ("HumanEval/145", "HumanEval/163"))],
                        [], llm_calls=16, evaluations=12, columns=["visible_pass_rate"]),
+    # de novo at PMO-like budgets: the paper's benzene start on two targets, 100 dockings
+    "molecules-denovo": Suite("molecules-denovo", "molecules",
+                              [{"target": t, "start": "benzene", "exhaustiveness": 1} for t in ("DRD2", "ESR2")],
+                              [Method("graph-ga", "graph-ga", uses_llm=False)], **GA_BUDGET,
+                              columns=["vina", "qed", "lipinski_violations"], admissible=RULE_OF_FIVE,
+                              llm_methods=GA_METHODS, extended=True),
+    # lead optimization: two known ligands per target (domains/molecules/chemistry.py LEADS), similarity >= 0.4
+    "molecules-lead": Suite("molecules-lead", "molecules",
+                            [{"target": t, "start": lead, "exhaustiveness": 1}
+                             for t, lead in (("DRD2", "apomorphine"), ("ESR2", "genistein"), ("DRD2", "haloperidol"),
+                                             ("ESR2", "estradiol"))],
+                            [Method("graph-ga", "graph-ga", uses_llm=False)], **GA_BUDGET,
+                            columns=["vina", "qed", "similarity_to_reference", "lipinski_violations"],
+                            admissible=LEAD_RULE, llm_methods=GA_METHODS, extended=True),
 }
 # LLM-guided Bayesian optimization against TPE configured for the budget, both stopping at the first plan that meets
 # every goal: 40 evaluations, at most 6 LLM calls, seeds 0-4 (bench/quality/guided.py tables and plots them all).
@@ -295,7 +330,7 @@ def run_one(suite: Suite, args: dict[str, Any], method: Method, engine_factory, 
         raise SystemExit(f"{cassette}: {engine.misses} request(s) were never recorded: prompts, grammars or "
                          f"strategies changed since the recording; re-record this run (without --replay)")
     summary = summarize(result.steps, result.final, result.usage, suite.columns,
-                        suite.admissible.test if suite.admissible else None)
+                        suite.admissible.test if suite.admissible else None, extended=suite.extended)
     if method.uses_llm:  # tokens of every exchange as recorded: the same whether a reply came from the cache or not
         usage = [json.loads(line)["usage"] for line in cassette.read_text(encoding="utf-8").splitlines()]
         summary["prompt_tokens"] = sum(u[0] for u in usage)
@@ -310,9 +345,10 @@ def run_one(suite: Suite, args: dict[str, Any], method: Method, engine_factory, 
 
 
 def summarize(steps: list[Step], final: dict[str, Any], usage: dict[str, float], columns: list[str],
-              admissible: Callable[[dict[str, float]], bool] | None = None) -> dict:
+              admissible: Callable[[dict[str, float]], bool] | None = None, extended: bool = False) -> dict:
     """One run's row: the best candidate and its metrics, what was spent, how repeats went, and the curves; with
-    `admissible`, also the best score among the candidates that meet it (None: none did)."""
+    `admissible`, also the best score among the candidates that meet it (None: none did); `extended` adds the GA
+    suites' figures (`ga_figures`)."""
     best = max((s for s in steps if s.evaluated), key=Step.rank)
     calls = evals = 0
     curve_calls, curve_evals, best_so_far, last = [], [], -math.inf, None
@@ -360,7 +396,27 @@ def summarize(steps: list[Step], final: dict[str, Any], usage: dict[str, float],
     if admissible is not None:
         scores = [s.evaluation.score for s in valid if math.isfinite(s.evaluation.score) and admissible(s.evaluation.metrics)]
         row["best_admissible_score"] = round(max(scores), 6) if scores else None
+    if extended:
+        row.update(ga_figures(steps))
     return row
+
+
+SCREENED = "screened out before docking"  # how the LLM-guided GA's problem text names a child it did not dock
+DRAWN = "starting population"  # what the GA's feedback says of a molecule drawn (ZINC, lead mutants), not made
+
+
+def ga_figures(steps: list[Step]) -> dict[str, Any]:
+    """What the GA suites add: novelty (the share of the top-10 molecules a search operator made, rather than the
+    start or a molecule drawn for the first population), what became of the steps that called the LLM (docked,
+    screened out before docking, unusable: the last two replaced by graph children)."""
+    evaluated = [s for s in steps if s.evaluated and math.isfinite(s.evaluation.score)]
+    top = sorted(evaluated, key=lambda s: -s.evaluation.score)[:10]
+    made = [s for s in top if s.parent is not None and DRAWN not in s.feedback]
+    asked = [s for s in steps[1:] if s.usage.get("llm_calls", 0) + s.usage.get("cache_hits", 0) > 0]
+    screened = sum(1 for s in asked if s.problem.startswith(SCREENED))
+    docked = sum(1 for s in asked if s.evaluated)
+    return {"novelty": round(len(made) / len(top), 3) if top else None,
+            "llm_children": {"docked": docked, "screened": screened, "unusable": len(asked) - docked - screened}}
 
 
 def top_k_auc(scores: list[float], k: int) -> float | None:
@@ -386,6 +442,47 @@ def fmt(x: Any) -> str:
     if isinstance(x, float):
         return f"{x:.3g}" if abs(x) < 1000 else f"{x:.0f}"
     return str(x)
+
+
+def ga_table(suite: Suite, rows: list[dict]) -> str:
+    """The GA suites' per-instance table: PMO's top-10 AUC first, the best beside the admissible best, novelty,
+    and what became of the LLM's children (docked / screened out before docking / unusable)."""
+    rule = suite.admissible.name if suite.admissible else "admissible"
+    head = ["method", "top-10 AUC", "best score", f"best {rule} score", *suite.columns, "validity", "novelty",
+            "evals", "LLM calls", "LLM children docked / screened / unusable", "wall s"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        children = r.get("llm_children") or {}
+        cells = [r["method"], fmt(r["top10_auc"]), fmt(r["best_score"]), fmt(r.get("best_admissible_score")),
+                 *(fmt(r["metrics"].get(c)) for c in suite.columns), fmt(r["validity"]), fmt(r.get("novelty")),
+                 fmt(r["evaluations"]), fmt(r["llm_calls"]),
+                 " / ".join(fmt(children.get(k)) for k in ("docked", "screened", "unusable")) if r["llm_calls"]
+                 else "–", fmt(r.get("wall_s"))]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def ga_overview(suite: Suite, runs: list[dict]) -> str:
+    """Top-10 AUC / best / admissible best of every method (rows) on every instance (columns); the best AUC of each
+    column in bold."""
+    instances = list(dict.fromkeys(r["instance"] for r in runs))
+    methods = list(dict.fromkeys(r["method"] for r in runs))
+    by = {(r["instance"], r["method"]): r for r in runs}
+    head = ["method", *instances]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    top = {i: max((by[i, m]["top10_auc"] for m in methods if (i, m) in by and by[i, m]["top10_auc"] is not None),
+                  default=None) for i in instances}
+    for m in methods:
+        cells = [m]
+        for i in instances:
+            r = by.get((i, m))
+            if r is None:
+                cells.append("–")
+                continue
+            cell = f"{fmt(r['top10_auc'])} / {fmt(r['best_score'])} / {fmt(r.get('best_admissible_score'))}"
+            cells.append(f"**{cell}**" if r["top10_auc"] is not None and r["top10_auc"] == top[i] else cell)
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def table(suite: Suite, rows: list[dict]) -> str:
@@ -442,6 +539,8 @@ def overview(suite: Suite, runs: list[dict]) -> str:
 
 
 def markdown(suite: Suite, runs: list[dict], header: dict[str, Any]) -> str:
+    if suite.extended:
+        return ga_markdown(suite, runs, header)
     out = [f"# Quality: {suite.name}", "",
            f"Budget per run: {suite.llm_calls} LLM calls and {suite.evaluations} evaluations (the start included); "
            f"seed {header['seed']}; engine: {header['engine']}.", "",
@@ -455,6 +554,20 @@ def markdown(suite: Suite, runs: list[dict], header: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
+def ga_markdown(suite: Suite, runs: list[dict], header: dict[str, Any]) -> str:
+    rule = suite.admissible
+    out = [f"# Quality: {suite.name}", "",
+           f"Budget per run: {suite.evaluations} dockings (the start included) and at most {suite.llm_calls} LLM "
+           f"calls; seed {header['seed']}; engine: {header['engine']}.", "",
+           "Top-10 AUC (PMO: the mean, over the dockings, of the mean of the 10 best scores so far) / best score / "
+           + (f"best score among molecules that meet {rule.name} ({rule.description})" if rule else "best score")
+           + " per method and instance (higher is better; bold: the best AUC of the column):", "",
+           ga_overview(suite, runs), ""]
+    for name in dict.fromkeys(r["instance"] for r in runs):
+        out += [f"## {name}", "", ga_table(suite, [r for r in runs if r["instance"] == name]), ""]
+    return "\n".join(out)
+
+
 def plot(suite: Suite, runs: list[dict], out: Path, seed: int) -> list[str]:
     import matplotlib
 
@@ -463,20 +576,23 @@ def plot(suite: Suite, runs: list[dict], out: Path, seed: int) -> list[str]:
 
     paths = []
     styles = _method_styles(suite)
+    curves = ("curve_llm_calls", "curve_evaluations", *(("curve_wall_s",) if suite.extended else ()))
     for name in dict.fromkeys(r["instance"] for r in runs):
-        fig, axes = plt.subplots(1, 2, figsize=(12, 3.8))
+        fig, axes = plt.subplots(1, len(curves), figsize=(6 * len(curves), 3.8))
         for r in (r for r in runs if r["instance"] == name):
-            for ax, key in zip(axes, ("curve_llm_calls", "curve_evaluations"), strict=True):
+            for ax, key in zip(axes, curves, strict=True):
                 pts = [(x, y) for x, y in r[key] if y is not None]
                 if pts:
                     ax.step([p[0] for p in pts], [p[1] for p in pts], where="post", label=r["method"], marker=".",
                             **styles.get(r["method"], {}))
         axes[0].set_xlabel("LLM calls")
         axes[1].set_xlabel("evaluations")
+        if suite.extended:
+            axes[2].set_xlabel("wall seconds")
         for ax in axes:
             ax.set_ylabel("best score so far")
             ax.grid(alpha=0.3)
-        axes[1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))  # outside: 13 lines
+        axes[-1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))  # outside: 13 lines
         fig.suptitle(f"{suite.name} {name}: best so far, equal budgets, seed {seed}")
         fig.tight_layout()
         path = out / f"{suite.name}_{name}{seed_suffix(seed, '_')}.png"
@@ -493,7 +609,7 @@ def _method_styles(suite: Suite) -> dict[str, dict[str, Any]]:
 
     colors = matplotlib.colormaps["tab20"].colors
     styles = {m.name: {"color": colors[(2 * i) % 20 + (i // 10) % 2], "linestyle": "-" if i < 10 else "--"}
-              for i, m in enumerate(LLM_METHODS)}
+              for i, m in enumerate(suite.llm_runs)}
     styles.update({m.name: {"color": "black", "linestyle": ":"} for m in suite.baselines})
     return styles
 
@@ -547,7 +663,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--work", default="/tmp/tgdomains-quality", help="where the run directories go")
     p.add_argument("--out", default=str(HERE), help="where results and plots go")
     p.add_argument("--verbose", action="store_true")
+    p.add_argument("--paired", metavar="METHOD",
+                   help="write paired_SUITE.md: METHOD against graph-ga seed by seed, from the results of every "
+                        "recorded seed (no run)")
     opts = p.parse_args(argv)
+    if opts.paired:
+        for name in (SUITES if opts.domain == "all" else [opts.domain]):
+            text = paired(SUITES[name], Path(opts.out), opts.paired)
+            (Path(opts.out) / f"paired_{name}.md").write_text(text)
+            print(text)
+        return 0
     factory, engine_line = engine_factory(opts)
     work = Path(opts.work) / datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S-%f")
     out = Path(opts.out)
@@ -594,6 +719,35 @@ def main(argv: list[str] | None = None) -> int:
             plot(suite, ordered, out, opts.seed)
         print((out / f"{results_name}.md").read_text())
     return 0
+
+
+def paired(suite: Suite, out: Path, method: str, baseline: str = "graph-ga") -> str:
+    """`method` against `baseline` seed by seed on every instance, from the results files of every recorded seed:
+    top-10 AUC and admissible best side by side, and the tally of paired wins on AUC (what decides the default)."""
+    lines = [f"# {suite.name}: {method} against {baseline}, seed by seed", "",
+             "| instance | seed | top-10 AUC | best | best admissible |", "|---|---|---|---|---|"]
+    wins = losses = ties = 0
+    aucs: dict[str, list[float]] = {method: [], baseline: []}
+    for path in sorted(out.glob(f"results_{suite.name}*.json")):
+        name, seed = parse_results_stem(path.stem)
+        if name != suite.name:
+            continue
+        by = {(r["instance"], r["method"]): r for r in json.loads(path.read_text())["runs"]}
+        for instance in dict.fromkeys(i for i, _ in by):
+            a, b = by.get((instance, method)), by.get((instance, baseline))
+            if a is None or b is None or a["top10_auc"] is None or b["top10_auc"] is None:
+                continue
+            aucs[method].append(a["top10_auc"])
+            aucs[baseline].append(b["top10_auc"])
+            wins, losses, ties = (wins + (a["top10_auc"] > b["top10_auc"]), losses + (a["top10_auc"] < b["top10_auc"]),
+                                  ties + (a["top10_auc"] == b["top10_auc"]))
+            lines.append(f"| {instance} | {seed} | {fmt(a['top10_auc'])} vs {fmt(b['top10_auc'])} | "
+                         f"{fmt(a['best_score'])} vs {fmt(b['best_score'])} | "
+                         f"{fmt(a.get('best_admissible_score'))} vs {fmt(b.get('best_admissible_score'))} |")
+    means = {m: round(sum(v) / len(v), 4) if v else None for m, v in aucs.items()}
+    lines += ["", f"Paired runs: {method} better {wins}, worse {losses}, the same {ties}; mean top-10 AUC "
+                  f"{fmt(means[method])} against {fmt(means[baseline])}."]
+    return "\n".join(lines) + "\n"
 
 
 def _order(suite: Suite, instance: str) -> int:

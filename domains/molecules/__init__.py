@@ -13,6 +13,7 @@ from typing import Any
 
 from domains.molecules.baselines import GraphGA
 from domains.molecules.chemistry import (
+    LEADS,
     NAMED_STARTS,
     SmilesError,
     alerts,
@@ -24,12 +25,14 @@ from domains.molecules.chemistry import (
 )
 from domains.molecules.docking import Docker, DockingCache, DockingResult, DockingSettings, dock, list_targets
 from domains.molecules.evaluator import MoleculeEvaluator, MoleculeTask
+from domains.molecules.guided_ga import GuidedGA
 from domains.molecules.objective import Objective
 from domains.molecules.plugin import MoleculesDomain
 from domains.molecules.tracking import MoleculeRecord, pareto_front, read_records, records_from_steps
 
 __all__ = [
-    "NAMED_STARTS", "Docker", "DockingCache", "DockingResult", "DockingSettings", "GraphGA", "MoleculeEvaluator",
+    "LEADS", "NAMED_STARTS", "Docker", "DockingCache", "DockingResult", "DockingSettings", "GraphGA", "GuidedGA",
+    "MoleculeEvaluator",
     "MoleculeRecord", "MoleculeTask", "MoleculesDomain", "Objective", "SmilesError", "alerts",
     "canonical_smiles", "dock", "extract_smiles", "list_targets", "optimize", "pareto_front",
     "property_panel", "read_records", "records_from_steps", "resolve_start", "tanimoto",
@@ -41,7 +44,8 @@ def optimize(start: str = "benzene", target: str = "DRD2", *, engine: Any = None
     """Optimize a molecule from `start` for `target` with any strategy; returns `tgdomains.run.RunResult`.
 
     `settings` take the CLI's molecule keys (backend, exhaustiveness, docking_seed, target_score, docking_cache,
-    docking_workers, docking_time_limit, vina_weight, qed_weight, mw_min, mw_max, sa_max, no_pains, reference, min_similarity) and
+    docking_workers, docking_time_limit, vina_weight, qed_weight, mw_min, mw_max, sa_max, no_pains, reference, min_similarity,
+    lead) and
     `tgdomains.run.optimize`'s (run_dir, iterations, seed, budgets, the strategy's settings, progress ...).
     """
     from tgdomains.run import optimize as run
@@ -49,7 +53,7 @@ def optimize(start: str = "benzene", target: str = "DRD2", *, engine: Any = None
     domain = MoleculesDomain()
     keys = {"backend", "exhaustiveness", "docking_seed", "target_score", "docking_cache", "docking_workers",
             "docking_time_limit",
-            "vina_weight", "qed_weight", "mw_min", "mw_max", "sa_max", "no_pains", "reference", "min_similarity"}
+            "vina_weight", "qed_weight", "mw_min", "mw_max", "sa_max", "no_pains", "reference", "min_similarity", "lead"}
     args = {"target": target, "start": start, **{k: v for k, v in settings.items() if k in keys}}
     rest = {k: v for k, v in settings.items() if k not in keys}
     return run(domain, args, engine=engine, strategy=strategy, **rest)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import re
+from dataclasses import dataclass
 from typing import Any
 
 from tgdomains.parsing import fenced_blocks, tagged_blocks
@@ -18,6 +19,34 @@ NAMED_STARTS: dict[str, str] = {
     "pentane": "CCCCC",
     "benzene": "c1ccccc1",
 }
+
+
+@dataclass(frozen=True)
+class Lead:
+    """A known ligand to optimize: lead optimization starts from it and must stay similar to it."""
+
+    name: str
+    smiles: str
+    target: str  # the DOCKSTRING target of its family it is shipped for
+    source: str  # where it comes from (what it is known for)
+
+
+# Leads for lead optimization: approved drugs and known ligands of the target's family (structures as in PubChem;
+# activities as in ChEMBL / DrugBank): real binders of mid size (MW 267-376) whose own docking scores (-8.9 to -9.7
+# kcal/mol, domains/molecules/README.md) leave room to improve.
+LEADS: dict[str, Lead] = {lead.name: lead for lead in (
+    Lead("haloperidol", "O=C(CCCN1CCC(O)(c2ccc(Cl)cc2)CC1)c1ccc(F)cc1", "DRD2",
+         "approved antipsychotic, D2 receptor antagonist (DrugBank DB00502)"),
+    Lead("apomorphine", "CN1CCc2cccc3c2[C@H]1Cc1ccc(O)c(O)c1-3", "DRD2",
+         "approved anti-Parkinson drug, D2 receptor agonist (DrugBank DB00714)"),
+    Lead("estradiol", "C[C@]12CC[C@@H]3c4ccc(O)cc4CC[C@H]3[C@@H]1CC[C@@H]2O", "ESR2",
+         "the endogenous estrogen, approved as a drug; binds ERα and ERβ (DrugBank DB00783)"),
+    Lead("genistein", "O=c1c(-c2ccc(O)cc2)coc2cc(O)cc(O)c12", "ESR2",
+         "soy isoflavone, an ERβ-preferring ligand (ChEMBL CHEMBL44)"),
+)}
+# Lead optimization's default similarity floor (Tanimoto, Morgan r=2): as in the similarity-constrained
+# benchmarks (e.g. the 0.4 of constrained penalized-logP optimization)
+LEAD_MIN_SIMILARITY = 0.4
 
 # Elements AutoDock Vina's scoring function and Open Babel's PDBQT typing handle for small drug-like ligands.
 SUPPORTED_ELEMENTS = frozenset({"H", "C", "N", "O", "F", "P", "S", "Cl", "Br", "I"})
@@ -131,9 +160,10 @@ def _first_space(text: str) -> int:
 
 
 def resolve_start(name_or_smiles: str) -> str:
-    """A paper start by name (acetamide, pentane, benzene) or any SMILES, canonicalised."""
+    """A paper start (acetamide, pentane, benzene) or a lead (`LEADS`) by name, or any SMILES, canonicalised."""
     key = name_or_smiles.strip().lower()
-    return canonical_smiles(NAMED_STARTS.get(key, name_or_smiles))
+    lead = LEADS.get(key)
+    return canonical_smiles(lead.smiles if lead else NAMED_STARTS.get(key, name_or_smiles))
 
 
 def property_panel(smiles: str) -> dict[str, float]:

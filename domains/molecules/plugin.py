@@ -6,6 +6,8 @@ import argparse
 from typing import Any
 
 from domains.molecules.chemistry import (
+    LEAD_MIN_SIMILARITY,
+    LEADS,
     SmilesError,
     canonical_smiles,
     extract_smiles,
@@ -60,11 +62,13 @@ class MoleculesDomain(Domain):
             group.add_argument("--targets", default=DEFAULT_TARGET,
                                help="comma-separated DOCKSTRING targets (default %(default)s)")
             group.add_argument("--starts", default="benzene",
-                               help="comma-separated starts: acetamide, pentane, benzene or SMILES (default %(default)s)")
+                               help="comma-separated starts: acetamide, pentane, benzene, a lead "
+                                    f"({', '.join(LEADS)}) or SMILES (default %(default)s)")
         else:
             group.add_argument("--target", default=DEFAULT_TARGET, help="DOCKSTRING target (default %(default)s)")
             group.add_argument("--start", default="benzene",
-                               help="start molecule: acetamide, pentane, benzene or any SMILES (default %(default)s)")
+                               help=f"start molecule: acetamide, pentane, benzene, a lead ({', '.join(LEADS)}) or "
+                                    "any SMILES (default %(default)s)")
             group.add_argument("--smiles", default=None, help="the molecule `evaluate` scores (default: the start)")
         group.add_argument("--backend", choices=BACKENDS, default=DEFAULT_BACKEND,
                            help="docking backend (default %(default)s, the published pipeline)")
@@ -88,6 +92,9 @@ class MoleculesDomain(Domain):
         group.add_argument("--reference", default=None, help="constraint: SMILES the molecule must stay similar to")
         group.add_argument("--min-similarity", type=number(0, 1), default=None,
                            help="constraint: lowest Tanimoto similarity to --reference")
+        group.add_argument("--lead", action="store_true",
+                           help="lead optimization: improve the start and stay similar to it (--reference defaults to "
+                                f"the start, --min-similarity to {LEAD_MIN_SIMILARITY:g}); on for a named lead")
 
     def load(self, args: dict[str, Any]) -> MoleculeTask:
         return self._task(args, args.get("target", DEFAULT_TARGET), args.get("start", "benzene"))
@@ -102,7 +109,10 @@ class MoleculesDomain(Domain):
             start_smiles = resolve_start(start)
         except SmilesError as error:
             raise ValueError(f"--start {start!r} is not a usable molecule: {error}") from None
-        reference = args.get("reference")
+        reference, min_similarity = args.get("reference"), args.get("min_similarity")
+        if args.get("lead") or start.strip().lower() in LEADS:  # lead optimization: stay close to the lead
+            reference = reference or start_smiles
+            min_similarity = LEAD_MIN_SIMILARITY if min_similarity is None else min_similarity
         if reference:
             try:
                 reference = canonical_smiles(reference)
@@ -112,7 +122,7 @@ class MoleculesDomain(Domain):
             vina_weight=args.get("vina_weight", 1.0), qed_weight=args.get("qed_weight", 1.0),
             mw_min=args.get("mw_min"), mw_max=args.get("mw_max"), sa_max=args.get("sa_max"),
             forbid_pains=bool(args.get("no_pains", False)), reference=reference,
-            min_similarity=args.get("min_similarity"), target_score=args.get("target_score"),
+            min_similarity=min_similarity, target_score=args.get("target_score"),
         ).checked()
         docking = DockingSettings(
             backend=args.get("backend", DEFAULT_BACKEND), exhaustiveness=args.get("exhaustiveness", DEFAULT_EXHAUSTIVENESS),
@@ -144,6 +154,14 @@ class MoleculesDomain(Domain):
         goals = "; ".join(instance.objective.describe())
         target_line = (f" Stop when the score −(objective) reaches {instance.objective.target_score:g}."
                        if instance.objective.target_score is not None else "")
+        if is_lead_task(instance):
+            return (
+                f"Lead optimization: improve the lead molecule {instance.start}, written as SMILES, for binding the "
+                f"protein target {instance.target} (a DOCKSTRING target, scored by AutoDock Vina docking into its "
+                f"binding pocket) and drug-likeness (QED), while keeping it similar to the lead. Goals: {goals}."
+                f"{target_line} Only the elements C, N, O, S, P, F, Cl, Br, I (and H) are allowed; one connected "
+                f"molecule, at most 70 heavy atoms."
+            )
         return (
             f"Design a small drug-like molecule, written as one SMILES string, that binds the protein target "
             f"{instance.target} (a DOCKSTRING target, scored by AutoDock Vina docking into its binding pocket) and is "
@@ -187,15 +205,23 @@ class MoleculesDomain(Domain):
             return {"smiles": value, "error": str(error)}
 
     def strategies(self) -> dict[str, type]:
-        """The LLM-free baseline, run as a strategy: `--strategy graph-ga`."""
+        """The LLM-free baseline (`--strategy graph-ga`) and the LLM-guided GA on its operators (`--strategy llm-ga`)."""
         from domains.molecules.baselines import GraphGA
+        from domains.molecules.guided_ga import GuidedGA
 
-        return {GraphGA.name: GraphGA}
+        return {GraphGA.name: GraphGA, GuidedGA.name: GuidedGA}
 
     def report(self, run_dir: str, out_dir: str) -> list[str]:
         from domains.molecules.report import write_report
 
         return write_report(run_dir, out_dir)
+
+
+def is_lead_task(instance: MoleculeTask) -> bool:
+    """Whether `instance` is lead optimization: its similarity constraint is to its own start."""
+    objective = getattr(instance, "objective", None)
+    return (objective is not None and objective.min_similarity is not None
+            and objective.reference == getattr(instance, "start", None))
 
 
 def _split(text: str) -> list[str]:

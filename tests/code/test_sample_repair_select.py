@@ -137,3 +137,24 @@ def test_a_killed_run_resumed_writes_the_steps_of_an_unbroken_run(domain, tmp_pa
 
     assert strip(resumed.steps) == strip(whole.steps)
     assert resumed.best_value == whole.best_value == ABS_2
+
+
+def test_the_bench_row_gives_the_hidden_verdict_of_the_first_pass_the_selection_overruled(domain, tmp_path):
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "bench" / "quality" / "run.py"
+    spec = importlib.util.spec_from_file_location("quality_bench_srs", path)
+    bench = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = bench  # dataclasses look their module up while the file executes
+    spec.loader.exec_module(bench)
+    result, _ = run_abs(domain, tmp_path, [program(IDENTITY), INPUTS_REPLY, program(ABS_1), program(ABS_2)])
+    row = bench.selection_row(result.final["selection"], result.steps, result.final, domain.finalize, ABS)
+    assert row["first_pass_step"] == 0 and row["chosen_step"] == 2
+    assert row["first_pass_hidden_pass_rate"] == pytest.approx(1 / 3)  # the identity passes f(6) only
+    assert row["chosen_hidden_pass_rate"] == 1.0
+    table = bench.selection_table([{"instance": "abs", "method": "sample+select", "selection": row}])
+    assert "| abs | sample+select | #0 | #2 | 2/1 | 3 | 0.333 | 1 |" in table
+    assert all(m.domain in (None, "code") for m in bench.LLM_METHODS)
+    assert "sample+select" in {m.name for m in bench.LLM_METHODS if m.domain == "code"}

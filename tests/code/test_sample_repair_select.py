@@ -158,3 +158,54 @@ def test_the_bench_row_gives_the_hidden_verdict_of_the_first_pass_the_selection_
     assert "| abs | sample+select | #0 | #2 | 2/1 | 3 | 0.333 | 1 |" in table
     assert all(m.domain in (None, "code") for m in bench.LLM_METHODS)
     assert "sample+select" in {m.name for m in bench.LLM_METHODS if m.domain == "code"}
+
+
+TRAP_TWO_POINTERS = """def trap(height):
+    left, right, best_left, best_right, water = 0, len(height) - 1, 0, 0, 0
+    while left < right:
+        if height[left] < height[right]:
+            best_left = max(best_left, height[left])
+            water += best_left - height[left]
+            left += 1
+        else:
+            best_right = max(best_right, height[right])
+            water += best_right - height[right]
+            right -= 1
+    return water
+"""
+TRAP_PREFIX = """def trap(height):
+    n = len(height)
+    if n == 0:
+        return 0
+    left, right = [0] * n, [0] * n
+    left[0], right[-1] = height[0], height[-1]
+    for i in range(1, n):
+        left[i] = max(left[i - 1], height[i])
+    for i in range(n - 2, -1, -1):
+        right[i] = max(right[i + 1], height[i])
+    return sum(min(l, r) - h for l, r, h in zip(left, right, height))
+"""
+TRAP_CRASHES_ON_EMPTY = TRAP_PREFIX.replace("    if n == 0:\n        return 0\n", "")
+
+
+def test_on_a_shipped_problem_the_program_that_fails_a_generated_input_loses(domain, tmp_path):
+    from domains.code.problems import find_problem, load_problems
+
+    problem = find_problem(load_problems(), "trapping-rain-water")
+    inputs = "trap([])\ntrap([5])\ntrap([2, 0, 2])\ntrap([3, 3, 3])"
+    replies = [program(TRAP_CRASHES_ON_EMPTY), inputs, program(TRAP_TWO_POINTERS), program(TRAP_PREFIX)]
+    result = optimize(domain, problem, engine=ScriptedEngine(replies), strategy="sample-repair-select",
+                      run_dir=tmp_path / "trap", progress=False, iterations=10, llm_call_budget=8)
+    selection = result.final["selection"]
+    assert selection["first_pass_step"] == 0 and selection["inputs"] == 4
+    assert selection["groups"] == [[2, 3], [0]] and selection["votes"] == [2, 1]
+    assert result.best_value == TRAP_TWO_POINTERS
+
+
+def test_without_hidden_tests_the_result_still_reports_the_agreement(domain, tmp_path):
+    no_hidden = Problem(id="abs-visible-only", statement=ABS.statement, entry_point="f", signature=ABS.signature,
+                        visible_tests=list(ABS.visible_tests))
+    result = optimize(domain, no_hidden, engine=ScriptedEngine([program(ABS_1), INPUTS_REPLY, program(ABS_2)]),
+                      strategy="sample-repair-select", run_dir=tmp_path / "r", progress=False, iterations=10)
+    assert result.final["hidden_total"] == 0
+    assert result.final["selection"]["agreement"] == "2 of 2 passing samples return the same on all 3 generated inputs"

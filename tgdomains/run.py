@@ -410,9 +410,10 @@ class Run:
         if selection is None:
             return self.best, None
         chosen = self.steps[selection.step] if 0 <= selection.step < len(self.steps) else None
-        if chosen is None or not chosen.evaluated:
-            raise ValueError(f"the {self.strategy.name} strategy selected step {selection.step}, which is not an "
-                             "evaluated candidate of this run")
+        if chosen is None or not chosen.evaluated:  # a strategy bug: the run's record still ends with its best
+            self.say(f"the {self.strategy.name} strategy selected step {selection.step}, which is not an evaluated "
+                     f"candidate of this run; the best by rank (#{self.best.id}) is the result")
+            return self.best, None
         return chosen, selection
 
     def _meta_with_instance_args(self) -> dict[str, Any]:

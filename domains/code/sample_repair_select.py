@@ -43,6 +43,7 @@ REPAIR_NOTE = "(repair of step #{parent} from its failing tests) "
 INPUTS_NOTE = "(agreement inputs)"
 MAX_CALL_CHARS = 300  # a generated call longer than this is dropped (the sandbox bounds what it does anyway)
 INPUTS_TEMPERATURE = 0.0  # one request: its most likely inputs
+INPUTS_MAX_TOKENS = 512  # a few short lines of calls; a model that writes a program instead is cut here
 _NOT_CONCRETE = ("but it timed out", "but it ran out of memory")
 
 
@@ -125,7 +126,8 @@ class SampleRepairSelect(Strategy):
                                                 count=str(self.inputs), entry_point=problem.entry_point,
                                                 example=_example_call(problem))
         try:
-            reply = meter.generate(messages, temperature=INPUTS_TEMPERATURE, max_tokens=run.config.max_tokens,
+            limit = min(run.config.max_tokens or INPUTS_MAX_TOKENS, INPUTS_MAX_TOKENS)
+            reply = meter.generate(messages, temperature=INPUTS_TEMPERATURE, max_tokens=limit,
                                    seed=run.seed(iteration)).text
         except BudgetExceeded:
             return Proposal(passing.value, passing.id, meter=meter)  # refused: not a step

@@ -162,9 +162,20 @@ REFLECT = Prompt(
     f"</EVALUATION>\n\nIn a few sentences, say why it failed; then write a corrected attempt inside <{TAG}></{TAG}>.",
 )
 
+# Inputs, never expected outputs: the programs that pass the visible tests are run on them and grouped by what they
+# return (CodeT, AlphaCode), so a model that cannot say the right answer can still ask a question that splits them.
+TEST_INPUTS = Prompt(
+    "test_inputs", "1",
+    "You write test inputs for a function. Reply with calls only, one per line, between <CALLS> and </CALLS>: no "
+    "expected values, no asserts, no explanation.",
+    "{context}Write {count} different calls of `{entry_point}` with valid arguments for this task: edge cases first "
+    "(smallest inputs, empty or single elements, repeated values), then larger typical cases. One call per line, "
+    "such as {example}, literal arguments only.",
+)
+
 RE_ASK_VERSIONS = {"repeated_note": "2", "cut_off_note": "1", "copy_omitted_note": "1"}
 ALL = [BACKWARD_EVALUATION, BACKWARD_LLM_CALL, BACKWARD_FUNCTION, BACKWARD_AGGREGATE, AGGREGATE, TEXT_LOSS,
-       TGD_STEP, ONE_CALL_STEP, REPAIR, FRESH_VALUE, RESTART, SOLVE, REFLECT]
+       TGD_STEP, ONE_CALL_STEP, REPAIR, FRESH_VALUE, RESTART, SOLVE, REFLECT, TEST_INPUTS]
 VERSIONS = {**{p.name: p.version for p in ALL}, **RE_ASK_VERSIONS}
 
 

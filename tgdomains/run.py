@@ -47,7 +47,7 @@ from tgdomains.records import RunRecord, Step, StepStatus
 from tgdomains.runlock import RunLock
 from tgdomains.runview import RunConfig, RunView, Setup
 from tgdomains.strategies import make_strategy, setting_names
-from tgdomains.strategies.base import Proposal, Strategy
+from tgdomains.strategies.base import Proposal, Selection, Strategy
 
 OLD_INSTANCE_FILE = "instance.pickle"  # older versions' instance store: never read (unpickling runs code)
 
@@ -329,7 +329,7 @@ class Run:
 
     def stop_reason(self, iteration: int) -> str:
         cfg = self.config
-        if self.best.evaluation.passed:
+        if self.best.evaluation.passed and (self.view is None or self.strategy.settled(self.view)):
             return "passed"
         if iteration > cfg.iterations:
             return f"iteration budget ({cfg.iterations}) reached"
@@ -392,8 +392,10 @@ class Run:
         return Evaluation.from_dict(evaluation.to_dict())  # as stored, so a resumed run compares equal
 
     def _finish(self, stop_reason: str) -> RunResult:
-        best = self.best
+        best, selection = self._selected()
         final = finalize_safely(self.domain, best.value, self.instance)
+        if selection is not None:
+            final = {**final, "selection": selection.report}
         usage = total_usage(self.steps)
         _add(usage, self._unrecorded)
         usage["cost_usd"] = round(usage["cost_usd"], 6)
@@ -403,6 +405,7 @@ class Run:
         self.record.write_best({"id": best.id, "iteration": best.iteration, "value": best.value,
                                 "evaluation": best.evaluation.to_dict(), "final": final, "stop_reason": stop_reason,
                                 "usage": usage, "front": front, "strategy": self.strategy.name,
+                                **({"selection": selection.report} if selection is not None else {}),
                                 "wall_s": round(self.elapsed(), 3)})
         self.say(f"stopped: {stop_reason}; best #{best.id} (iteration {best.iteration}) "
                  f"score={format_score(best.score)} passed={best.evaluation.passed}; "
@@ -412,6 +415,18 @@ class Run:
                  f"run dir {self.record.dir}")
         return RunResult(best.value, best.evaluation, list(self.steps), self.record.dir, final, usage, stop_reason,
                          self.strategy.name)
+
+    def _selected(self) -> tuple[Step, Selection | None]:
+        """The run's result: the strategy's choice when it makes one (an evaluated step), else the best by rank."""
+        selection = self.strategy.select(self.view) if self.view is not None else None
+        if selection is None:
+            return self.best, None
+        chosen = self.steps[selection.step] if 0 <= selection.step < len(self.steps) else None
+        if chosen is None or not chosen.evaluated:  # a strategy bug: the run's record still ends with its best
+            self.say(f"the {self.strategy.name} strategy selected step {selection.step}, which is not an evaluated "
+                     f"candidate of this run; the best by rank (#{self.best.id}) is the result")
+            return self.best, None
+        return chosen, selection
 
     def _meta_with_instance_args(self) -> dict[str, Any]:
         """run.json's meta: the caller's, plus the domain's description of the instance when the caller gave none."""

@@ -52,6 +52,7 @@ class Method:
     # the strategy keeps to the suite's LLM calls itself (its `llm_calls` setting): a run-level call budget would
     # end the run at its last call, with the TPE trials of the LLM-guided strategy still to come
     caps_own_calls: bool = False
+    domain: str | None = None  # a domain's own strategy: run on that domain's suites only
 
 
 LLM_METHODS = [
@@ -64,6 +65,12 @@ LLM_METHODS = [
     # one critique of the best, three children from it (the first greedy, the others sampled at 0.8): TGD's
     # feedback with the samplers' spread, the critique's cost shared by three proposals
     Method("tgd-fanout", "population", {"population": 1, "proposals": 3, "workers": 1}),
+    # code's sample-repair-select, one part added at a time (samples alone: zero-shot, the same requests): a repair
+    # of each concretely failing sample; selection among the passing programs by agreement on generated inputs
+    # (the run goes on after the first visible pass); both
+    Method("sample+repair", "sample-repair-select", {"agree": 0}, domain="code"),
+    Method("sample+select", "sample-repair-select", {"repairs": 0}, domain="code"),
+    Method("sample+repair+select", "sample-repair-select", domain="code"),
 ]
 
 
@@ -186,6 +193,9 @@ SUITES["radiotherapy-bo"] = Suite("radiotherapy-bo", "radiotherapy", [{"case": "
 SUITES["radiotherapy-tpe300"] = Suite("radiotherapy-tpe300", "radiotherapy", [{"case": "prostate-2d"}],
                                       [Method("tpe", "tpe", uses_llm=False)], llm_calls=0, evaluations=300,
                                       columns=RT_COLUMNS, llm_methods=[], plots=False)
+# the 14 problems of "code" at code-hard's budget: whether selection's extra samples pay at twice the calls
+SUITES["code-16"] = Suite("code-16", "code", SUITES["code"].instances, [], llm_calls=16, evaluations=12,
+                          columns=["visible_pass_rate"])
 
 
 def seed_suffix(seed: int, sep: str = ".") -> str:
@@ -308,6 +318,7 @@ def run_one(suite: Suite, args: dict[str, Any], method: Method, engine_factory, 
     replaying = opts.replay and not opts.reevaluate
     evals = RecordedEvaluations(where / f"{stem}.evals.jsonl", replay=replaying,
                                 reuse=not (opts.fresh_evaluations or opts.reevaluate))
+    unrecorded_finalize = domain.finalize
     domain.finalize = RecordedFinal(where / f"{stem}.final.json", replay=replaying).wrap(domain.finalize)
     engine = engine_factory(cassette) if method.uses_llm else None
     settings = dict(method.settings)
@@ -330,7 +341,12 @@ def run_one(suite: Suite, args: dict[str, Any], method: Method, engine_factory, 
         raise SystemExit(f"{cassette}: {engine.misses} request(s) were never recorded: prompts, grammars or "
                          f"strategies changed since the recording; re-record this run (without --replay)")
     summary = summarize(result.steps, result.final, result.usage, suite.columns,
-                        suite.admissible.test if suite.admissible else None, extended=suite.extended)
+                        suite.admissible.test if suite.admissible else None, extended=suite.extended,
+                        chosen=result.best_value)
+    selection = result.final.get("selection")
+    if isinstance(selection, dict):  # what the hidden tests said of the first visible pass the selection overruled
+        summary["selection"] = selection_row(selection, result.steps, result.final, RecordedFinal(
+            where / f"{stem}.first-pass.final.json", replay=replaying).wrap(unrecorded_finalize), instance)
     if method.uses_llm:  # tokens of every exchange as recorded: the same whether a reply came from the cache or not
         usage = [json.loads(line)["usage"] for line in cassette.read_text(encoding="utf-8").splitlines()]
         summary["prompt_tokens"] = sum(u[0] for u in usage)
@@ -345,11 +361,14 @@ def run_one(suite: Suite, args: dict[str, Any], method: Method, engine_factory, 
 
 
 def summarize(steps: list[Step], final: dict[str, Any], usage: dict[str, float], columns: list[str],
-              admissible: Callable[[dict[str, float]], bool] | None = None, extended: bool = False) -> dict:
+              admissible: Callable[[dict[str, float]], bool] | None = None, extended: bool = False,
+              chosen: str | None = None) -> dict:
     """One run's row: the best candidate and its metrics, what was spent, how repeats went, and the curves; with
     `admissible`, also the best score among the candidates that meet it (None: none did); `extended` adds the GA
-    suites' figures (`ga_figures`)."""
+    suites' figures (`ga_figures`). `chosen`: the run's result when its strategy selected it (the first step with
+    that value), else the best by rank."""
     best = max((s for s in steps if s.evaluated), key=Step.rank)
+    best = next((s for s in steps if s.evaluated and s.value == chosen), best)
     calls = evals = 0
     curve_calls, curve_evals, best_so_far, last = [], [], -math.inf, None
     curve_wall, curve_goals, leader = [], [], None  # best so far against the run's seconds; its goals met
@@ -417,6 +436,31 @@ def ga_figures(steps: list[Step]) -> dict[str, Any]:
     docked = sum(1 for s in asked if s.evaluated)
     return {"novelty": round(len(made) / len(top), 3) if top else None,
             "llm_children": {"docked": docked, "screened": screened, "unusable": len(asked) - docked - screened}}
+
+
+def selection_row(selection: dict[str, Any], steps: list[Step], final: dict[str, Any], finalize,
+                  instance: Any) -> dict[str, Any]:
+    """The selection's choice against the first program that passed the visible tests, with both hidden pass rates
+    (the first pass's verdict is run, or replayed, only when the selection chose another program)."""
+    first, chosen = selection.get("first_pass_step"), selection.get("chosen_step")
+    hidden = final.get("hidden_pass_rate")
+    first_hidden = hidden if first == chosen else finalize(steps[first].value, instance).get("hidden_pass_rate")
+    return {"first_pass_step": first, "chosen_step": chosen, "votes": selection.get("votes"),
+            "inputs": selection.get("inputs"), "passing_programs": selection.get("passing_programs"),
+            "first_pass_hidden_pass_rate": first_hidden, "chosen_hidden_pass_rate": hidden}
+
+
+def selection_table(runs: list[dict]) -> str:
+    """Per run of a selecting method: the first visible pass, the chosen program, and their hidden pass rates."""
+    head = ["instance", "method", "first pass", "chosen", "votes", "inputs", "hidden: first pass", "hidden: chosen"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in runs:
+        c = r["selection"]
+        lines.append("| " + " | ".join([r["instance"], r["method"], f"#{c['first_pass_step']}", f"#{c['chosen_step']}",
+                                        fmt("/".join(map(str, c["votes"] or [])) or None), fmt(c["inputs"]),
+                                        fmt(c["first_pass_hidden_pass_rate"]), fmt(c["chosen_hidden_pass_rate"])])
+                     + " |")
+    return "\n".join(lines)
 
 
 def top_k_auc(scores: list[float], k: int) -> float | None:
@@ -549,6 +593,10 @@ def markdown(suite: Suite, runs: list[dict], header: dict[str, Any]) -> str:
            + (f"; after the slash: the best score among candidates that meet {suite.admissible.name}, "
               f"{suite.admissible.description}" if suite.admissible else "")
            + "):", "", overview(suite, runs), ""]
+    selecting = [r for r in runs if r.get("selection")]
+    if selecting:
+        out += ["Selection by agreement against the first program that passed the visible tests (votes: programs "
+                "per output group on the generated inputs, largest first):", "", selection_table(selecting), ""]
     for name in dict.fromkeys(r["instance"] for r in runs):
         out += [f"## {name}", "", table(suite, [r for r in runs if r["instance"] == name]), ""]
     return "\n".join(out)
@@ -680,7 +728,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in (SUITES if opts.domain == "all" else [opts.domain]):
         suite = SUITES[name]
         wanted = set(opts.instances.split(",")) if opts.instances else None
-        methods = suite.methods
+        methods = [m for m in suite.methods if m.domain in (None, suite.domain)]
         if opts.methods:  # in the order given (a long recording runs what matters most first)
             by_name = {m.name: m for m in methods}
             methods = [by_name[n] for n in opts.methods.split(",") if n in by_name]

@@ -135,8 +135,11 @@ class CodeDomain(Domain):
         return self.evaluator(problem).hidden_verdict(value)
 
     def strategies(self) -> dict[str, type]:
-        """None of its own: the core's zero-shot and reflexion strategies are this domain's baselines."""
-        return {}
+        """Sample, repair from the failing tests, select by agreement on generated inputs (the core's zero-shot and
+        reflexion strategies are this domain's baselines)."""
+        from domains.code.sample_repair_select import SampleRepairSelect
+
+        return {SampleRepairSelect.name: SampleRepairSelect}
 
     def report(self, run_dir: str, out_dir: str) -> list[str]:
         from domains.code.report import write_report

@@ -32,6 +32,15 @@ class Proposal:
         return self.budget_refused or (self.meter is not None and self.meter.refused)
 
 
+@dataclass(frozen=True)
+class Selection:
+    """The candidate a strategy chose as the run's result (`step`: its id), and what it reports about the choice
+    (JSON-able; the run records it in best.json and in the result's `final` under "selection")."""
+
+    step: int
+    report: dict[str, Any]
+
+
 @dataclass
 class Strategy:
     """Base class: settings are dataclass fields; override `propose` (and `width` when it proposes several).
@@ -52,6 +61,15 @@ class Strategy:
     def propose(self, run: RunView, iteration: int, room: int | None) -> list[Proposal]:
         """This iteration's candidates, from what `run` shows; `room` is how many more the evaluation budget allows (None: no limit)."""
         raise NotImplementedError
+
+    def settled(self, run: RunView) -> bool:
+        """Whether a best candidate that passed ends the run (the default). A strategy that still has work after a
+        pass (choosing among several passing candidates) says False until it is done; budgets still stop it."""
+        return True
+
+    def select(self, run: RunView) -> Selection | None:
+        """The run's result, when the strategy chooses it; None: the best candidate by rank (passed, then score)."""
+        return None
 
     def observe(self, run: RunView, steps: list[Step]) -> None:
         """Called with the steps just recorded (ask/tell optimizers may keep a cache here; never needed to resume)."""

@@ -80,7 +80,7 @@ class Step:
     eval_s: float = 0.0
     step_s: float = 0.0
     restart: bool = False  # a new value written from scratch instead of an edit of its parent (the chain's restart)
-    elapsed_s: float = 0.0  # the run's wall time when this step was written, every session of it together
+    elapsed_s: float = 0.0  # the run's wall time when this step was written, every start of it together
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "status", StepStatus(self.status))

@@ -20,7 +20,7 @@ A run directory is data, never code: resuming rebuilds the instance from the arg
 (`meta.instance_args`: the CLI's flags, or what `Domain.instance_args` gives for a Python or batch run), never from a
 pickle; a domain that cannot describe its instance needs ``resume(..., instance=...)``. What the steps claim is not
 believed blindly either: before a resumed run stops on a recorded ``passed`` step, that value is evaluated again, and
-a pass that does not hold is replaced (in this session's memory; steps.jsonl is append-only) by the fresh verdict.
+a pass that does not hold is replaced (in this process's memory; steps.jsonl is append-only) by the fresh verdict.
 """
 
 from __future__ import annotations
@@ -216,10 +216,10 @@ class Run:
         self._unrecorded: dict[str, float] = {}  # calls of proposals that a spent budget cut short (no step)
         self.view: RunView | None = None  # once the setup is known (`_start` / `_resume`)
         self.started = time.monotonic()
-        self.spent_before = 0.0  # wall time of the earlier sessions of a resumed run (the time budget counts it)
+        self.spent_before = 0.0  # wall time of the earlier starts of a resumed run (the time budget counts it)
 
     def elapsed(self) -> float:
-        """The run's wall time so far, every session together (what the time budget limits)."""
+        """The run's wall time so far, every start of it together (what the time budget limits)."""
         return self.spent_before + time.monotonic() - self.started
 
     @property
@@ -291,7 +291,7 @@ class Run:
 
     def _check_recorded_pass(self) -> None:
         """Evaluate the best recorded step again when it claims `passed` (a run directory may come from someone
-        else): until one pass holds, a pass that does not is replaced, for this session, by the fresh verdict."""
+        else): until one pass holds, a pass that does not is replaced, in this process, by the fresh verdict."""
         while self.best.evaluation.passed:
             claimed = self.best
             fresh = self._evaluate(claimed.value)

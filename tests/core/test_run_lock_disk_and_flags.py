@@ -172,7 +172,7 @@ def _read(path: Path) -> str:
         return ""
 
 
-# -- the wall-time budget counts every session --------------------------------------------------------------------
+# -- the wall-time budget counts every start ---------------------------------------------------------------------
 
 
 def test_a_resumed_run_honours_the_time_budget_it_was_started_with(tmp_path):

@@ -45,7 +45,7 @@ from tgdomains.grammar import reply_format_for
 from tgdomains.progress import RunProgress, run_progress
 from tgdomains.records import RunRecord, Step, StepStatus
 from tgdomains.runlock import RunLock
-from tgdomains.runview import RunConfig, RunView, Setup
+from tgdomains.runview import RunConfig, RunView, Setup, best_of, candidates_of
 from tgdomains.strategies import make_strategy, setting_names
 from tgdomains.strategies.base import Proposal, Selection, Strategy
 
@@ -224,11 +224,11 @@ class Run:
 
     @property
     def candidates(self) -> list[Step]:
-        return [s for s in self.steps if s.evaluated]
+        return candidates_of(self.steps)
 
     @property
     def best(self) -> Step:
-        return max(self.candidates or self.steps, key=Step.rank)
+        return best_of(self.steps)
 
     def meter(self) -> Meter:
         watch = self.progress.watcher(self.iteration, next(self._proposal_numbers), self.config.iterations)

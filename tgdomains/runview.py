@@ -80,11 +80,11 @@ class RunView:
     @property
     def candidates(self) -> list[Step]:
         """The evaluated steps: one per distinct value."""
-        return [s for s in self._steps if s.evaluated]
+        return candidates_of(self._steps)
 
     @property
     def best(self) -> Step:
-        return max(self.candidates or self._steps, key=Step.rank)
+        return best_of(self._steps)
 
     @property
     def objectives(self) -> dict[str, str]:
@@ -116,3 +116,13 @@ class RunView:
             return [fn(item) for item in items]
         with ThreadPoolExecutor(max_workers=workers or len(items), thread_name_prefix="tg-llm") as pool:
             return list(pool.map(fn, items))
+
+
+def candidates_of(steps: list[Step]) -> list[Step]:
+    """The evaluated steps of a run: one per distinct value."""
+    return [s for s in steps if s.evaluated]
+
+
+def best_of(steps: list[Step]) -> Step:
+    """The run's best step: passed first, then score, ties to the earliest (`Step.rank`)."""
+    return max(candidates_of(steps) or steps, key=Step.rank)

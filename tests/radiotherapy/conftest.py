@@ -14,6 +14,19 @@ def _matrix_cache(tmp_path_factory):
     mp.undo()
 
 
+@pytest.fixture(scope="module")
+def domain():
+    from domains.radiotherapy.plugin import RadiotherapyDomain
+
+    return RadiotherapyDomain()
+
+
+@pytest.fixture(scope="module")
+def instance(domain, _matrix_cache):
+    """The prostate-2d case as the domain loads it."""
+    return domain.load({"case": "prostate-2d"})
+
+
 @pytest.fixture(scope="session")
 def case2d(_matrix_cache):
     from domains.radiotherapy.cases import load_case

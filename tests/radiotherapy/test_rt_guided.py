@@ -11,15 +11,6 @@ from tgdomains.engines.scripted import ScriptedEngine
 pytest.importorskip("optuna")
 
 
-@pytest.fixture(scope="module")
-def domain():
-    return RadiotherapyDomain()
-
-
-@pytest.fixture(scope="module")
-def instance(domain, _matrix_cache):
-    return domain.load({"case": "prostate-2d"})
-
 
 def _plan_reply(messages) -> str:
     """A usable plan that depends only on the request (so a resumed run gets the same replies): the PTV weight

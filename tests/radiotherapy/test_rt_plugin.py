@@ -2,18 +2,7 @@ import json
 
 import pytest
 
-from domains.radiotherapy.plugin import RadiotherapyDomain
 from tgdomains.domain import Domain, ParseError
-
-
-@pytest.fixture(scope="module")
-def domain():
-    return RadiotherapyDomain()
-
-
-@pytest.fixture(scope="module")
-def instance(domain, _matrix_cache):
-    return domain.load({"case": "prostate-2d"})
 
 
 def _tagged(value) -> str:
